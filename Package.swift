@@ -1,0 +1,80 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependency graph (arrows point one way):
+//   edgebuf (CLI) -> EdgeUplink -> EdgeTransport -> CCurl
+//                 -> EdgeBuffer -> EdgeStore -> CSQLite
+let package = Package(
+    name: "edgebuf",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "edgebuf", targets: ["edgebuf"]),
+        .executable(name: "edgebuf-bench", targets: ["edgebuf-bench"]),
+        .library(name: "EdgeBuffer", targets: ["EdgeBuffer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        // SHA-256 for the audit chain and HMAC-SHA256 for IoTDA device auth: an audited
+        // implementation beats hand-written crypto.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(
+            name: "EdgeStore",
+            dependencies: [
+                "CSQLite",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            plugins: ["EmbedMigrations"]
+        ),
+        .executableTarget(name: "embed-migrations"),
+        .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["embed-migrations"]),
+        .target(
+            name: "EdgeBuffer",
+            dependencies: [
+                "EdgeStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .target(
+            name: "EdgeTransport",
+            dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "EdgeUplink",
+            dependencies: [
+                "EdgeBuffer", "EdgeStore", "EdgeTransport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "edgebuf",
+            dependencies: [
+                "EdgeBuffer",
+                "EdgeStore",
+                "EdgeUplink",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "edgebuf-bench",
+            dependencies: ["EdgeBuffer", "EdgeStore", "CSQLite"]
+        ),
+        .testTarget(name: "EdgeStoreTests", dependencies: ["EdgeStore"]),
+        .testTarget(name: "EdgeBufferTests", dependencies: ["EdgeBuffer", "EdgeStore"]),
+        .testTarget(name: "EdgeTransportTests", dependencies: ["EdgeTransport"]),
+        .testTarget(name: "EdgeUplinkTests", dependencies: ["EdgeUplink", "EdgeBuffer", "EdgeStore"]),
+        .testTarget(name: "CLITests", dependencies: ["EdgeStore"]),
+    ]
+)

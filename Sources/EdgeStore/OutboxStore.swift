@@ -1,0 +1,279 @@
+/// Counts and bytes of stored records.
+public struct OutboxTotals: Sendable, Equatable {
+    public var records: Int64 = 0
+    public var bytes: Int64 = 0
+    public init(records: Int64 = 0, bytes: Int64 = 0) {
+        self.records = records
+        self.bytes = bytes
+    }
+}
+
+/// The outbox table: every accepted record until it is delivered, dead-lettered or evicted.
+///
+/// Mutating methods must run inside the caller's write transaction (`Connection.transaction`)
+/// so that the change, the running totals and its audit row commit together.
+public final class OutboxStore {
+    let db: Connection
+    let audit: AuditLog
+
+    public init(_ db: Connection) {
+        self.db = db
+        self.audit = AuditLog(db)
+    }
+
+    static let columns = "id, kind, class, target, child, event_time, enqueued_at, payload"
+
+    // MARK: Totals
+
+    /// Running totals per class (one small table, cheap enough for every commit).
+    public func totals() throws -> [RecordClass: OutboxTotals] {
+        let stmt = try db.cached("SELECT class, records, bytes FROM outbox_totals")
+        var result: [RecordClass: OutboxTotals] = [:]
+        while try stmt.step() {
+            if let cls = RecordClass(rawValue: stmt.int(0)) {
+                result[cls] = OutboxTotals(records: stmt.int64(1), bytes: stmt.int64(2))
+            }
+        }
+        return result
+    }
+
+    /// The sum over all classes.
+    public func total() throws -> OutboxTotals {
+        try totals().values.reduce(into: OutboxTotals()) {
+            $0.records += $1.records
+            $0.bytes += $1.bytes
+        }
+    }
+
+    func adjust(_ cls: RecordClass, records: Int64, bytes: Int64) throws {
+        guard records != 0 || bytes != 0 else { return }
+        let stmt = try db.cached("UPDATE outbox_totals SET records = records + ?, bytes = bytes + ? WHERE class = ?")
+        try stmt.bind(records, at: 1)
+        try stmt.bind(bytes, at: 2)
+        try stmt.bind(cls.rawValue, at: 3)
+        try stmt.run()
+    }
+
+    /// Recomputes the running totals from the table (after bulk moves such as a dead-letter retry).
+    public func recountTotals() throws {
+        try db.execute("""
+            UPDATE outbox_totals SET
+              records = (SELECT count(*) FROM outbox WHERE class = outbox_totals.class),
+              bytes = (SELECT coalesce(sum(bytes), 0) FROM outbox WHERE class = outbox_totals.class)
+            """)
+    }
+
+    // MARK: Admission
+
+    /// Stores `batch` all or nothing, applying the capacity policy first. Returns the new ids
+    /// in order. Throws `OutboxFullError` when there is no room (nothing changed).
+    public func admit(_ batch: [NewRecord], policy: CapacityPolicy, now: Int64) throws -> [Int64] {
+        guard !batch.isEmpty else { return [] }
+        var addBytes: Int64 = 0
+        for record in batch { addBytes += Int64(record.payload.count) }
+        let addRecords = Int64(batch.count)
+        try db.execute("SAVEPOINT admit")
+        do {
+            let current = try total()
+            let overRecords = current.records + addRecords - policy.maxRecords
+            let overBytes = current.bytes + addBytes - policy.maxBytes
+            if overRecords > 0 || overBytes > 0 {
+                let limit = overBytes > 0 ? "max_bytes" : "max_records"
+                let full = OutboxFullError(policy: policy, records: current.records, bytes: current.bytes, limit: limit)
+                guard policy.whenFull == .dropOldest, addRecords <= policy.maxRecords, addBytes <= policy.maxBytes else { throw full }
+                let mostImportant = batch.map(\.recordClass).min() ?? .bulk
+                let freed = try evict(records: max(overRecords, 0), bytes: max(overBytes, 0),
+                                      down: mostImportant, reason: limit, now: now)
+                guard freed else { throw full }
+            }
+            let insert = try db.cached("INSERT INTO outbox (kind, class, target, child, event_time, enqueued_at, payload, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            var ids: [Int64] = []
+            ids.reserveCapacity(batch.count)
+            var perClass: [RecordClass: OutboxTotals] = [:]
+            for record in batch {
+                insert.reset()
+                try insert.bind(record.kind.rawValue, at: 1)
+                try insert.bind(record.recordClass.rawValue, at: 2)
+                try insert.bind(record.target, at: 3)
+                try insert.bind(record.child, at: 4)
+                try insert.bind(record.eventTime, at: 5)
+                try insert.bind(now, at: 6)
+                try insert.bind(blob: record.payload, at: 7)
+                try insert.bind(record.payload.count, at: 8)
+                try insert.run()
+                ids.append(db.lastInsertRowID)
+                perClass[record.recordClass, default: OutboxTotals()].records += 1
+                perClass[record.recordClass, default: OutboxTotals()].bytes += Int64(record.payload.count)
+            }
+            for (cls, added) in perClass { try adjust(cls, records: added.records, bytes: added.bytes) }
+            try db.execute("RELEASE admit")
+            return ids
+        } catch {
+            try? db.execute("ROLLBACK TO admit")
+            try? db.execute("RELEASE admit")
+            throw error
+        }
+    }
+
+    /// Evicts oldest records, bulk first, never of a class more important than `down`, until
+    /// `records` and `bytes` are freed. Writes one audit row per class touched. False when
+    /// not enough could be freed (the caller rolls back).
+    func evict(records: Int64, bytes: Int64, down mostImportant: RecordClass, reason: String, now: Int64) throws -> Bool {
+        var needRecords = records
+        var needBytes = bytes
+        for cls in RecordClass.allCases.reversed() where cls >= mostImportant {
+            guard needRecords > 0 || needBytes > 0 else { break }
+            let select = try db.prepare("SELECT id, bytes FROM outbox WHERE class = ? AND id > ? ORDER BY id LIMIT 1000")
+            var lastID: Int64 = 0
+            var firstID: Int64? = nil
+            var count: Int64 = 0
+            var freedBytes: Int64 = 0
+            scan: while needRecords > 0 || needBytes > 0 {
+                select.reset()
+                try select.bind(cls.rawValue, at: 1)
+                try select.bind(lastID, at: 2)
+                var any = false
+                while try select.step() {
+                    any = true
+                    lastID = select.int64(0)
+                    if firstID == nil { firstID = lastID }
+                    count += 1
+                    freedBytes += select.int64(1)
+                    needRecords -= 1
+                    needBytes -= select.int64(1)
+                    if needRecords <= 0 && needBytes <= 0 { break scan }
+                }
+                if !any { break }
+            }
+            guard count > 0, let firstID else { continue }
+            let delete = try db.prepare("DELETE FROM outbox WHERE class = ? AND id <= ?")
+            try delete.bind(cls.rawValue, at: 1)
+            try delete.bind(lastID, at: 2)
+            try delete.run()
+            try adjust(cls, records: -count, bytes: -freedBytes)
+            var detail = JSONObject()
+            detail.add("class", cls.name)
+            detail.add("count", count)
+            detail.add("bytes", freedBytes)
+            detail.add("first_id", firstID)
+            detail.add("last_id", lastID)
+            detail.add("reason", "drop-oldest: outbox over \(reason)")
+            try audit.append("evicted", detail, at: now)
+        }
+        return needRecords <= 0 && needBytes <= 0
+    }
+
+    /// Deletes records enqueued before `now - maxAge` and audits each class's expiry.
+    /// Returns how many were expired.
+    @discardableResult
+    public func expire(maxAgeMilliseconds: Int64, now: Int64) throws -> Int64 {
+        let cutoff = now - maxAgeMilliseconds
+        let stmt = try db.prepare("SELECT class, count(*), sum(bytes), min(id), max(id) FROM outbox WHERE enqueued_at < ? GROUP BY class")
+        try stmt.bind(cutoff, at: 1)
+        var groups: [(RecordClass, Int64, Int64, Int64, Int64)] = []
+        while try stmt.step() {
+            if let cls = RecordClass(rawValue: stmt.int(0)) {
+                groups.append((cls, stmt.int64(1), stmt.int64(2), stmt.int64(3), stmt.int64(4)))
+            }
+        }
+        guard !groups.isEmpty else { return 0 }
+        let delete = try db.prepare("DELETE FROM outbox WHERE enqueued_at < ?")
+        try delete.bind(cutoff, at: 1)
+        try delete.run()
+        var total: Int64 = 0
+        for (cls, count, bytes, first, last) in groups {
+            try adjust(cls, records: -count, bytes: -bytes)
+            var detail = JSONObject()
+            detail.add("class", cls.name)
+            detail.add("count", count)
+            detail.add("bytes", bytes)
+            detail.add("first_id", first)
+            detail.add("last_id", last)
+            detail.add("reason", "max_age: enqueued before \(Timestamp.format(milliseconds: cutoff))")
+            try audit.append("expired", detail, at: now)
+            total += count
+        }
+        return total
+    }
+
+    // MARK: Reading
+
+    /// Records of one class in id order, starting after `afterID`.
+    public func records(of cls: RecordClass, afterID: Int64 = 0, limit: Int) throws -> [StoredRecord] {
+        let stmt = try db.cached("SELECT \(Self.columns) FROM outbox WHERE class = ? AND id > ? ORDER BY id LIMIT ?")
+        try stmt.bind(cls.rawValue, at: 1)
+        try stmt.bind(afterID, at: 2)
+        try stmt.bind(limit, at: 3)
+        var rows: [StoredRecord] = []
+        while try stmt.step() { rows.append(Self.record(stmt)) }
+        return rows
+    }
+
+    /// Records in drain order (critical, normal, bulk; oldest first), at most `limit`.
+    public func list(limit: Int) throws -> [StoredRecord] {
+        var rows: [StoredRecord] = []
+        for cls in RecordClass.allCases where rows.count < limit {
+            rows += try records(of: cls, limit: limit - rows.count)
+        }
+        return rows
+    }
+
+    /// Whether a record is still in the outbox.
+    public func contains(id: Int64) throws -> Bool {
+        let stmt = try db.cached("SELECT 1 FROM outbox WHERE id = ?")
+        try stmt.bind(id, at: 1)
+        return try stmt.step()
+    }
+
+    static func record(_ stmt: Statement, offset: Int32 = 0) -> StoredRecord {
+        StoredRecord(id: stmt.int64(offset), kind: RecordKind(rawValue: stmt.text(offset + 1)) ?? .property,
+                     recordClass: RecordClass(rawValue: stmt.int(offset + 2)) ?? .normal,
+                     target: stmt.text(offset + 3), child: stmt.optionalText(offset + 4),
+                     eventTime: stmt.int64(offset + 5), enqueuedAt: stmt.int64(offset + 6), payload: stmt.blob(offset + 7))
+    }
+
+    // MARK: Removal
+
+    /// Deletes the given records (delivered or moved elsewhere) and updates the totals. Ids no
+    /// longer present are skipped. Returns how many were deleted.
+    @discardableResult
+    public func remove(ids: [Int64]) throws -> Int {
+        let delete = try db.cached("DELETE FROM outbox WHERE id = ? RETURNING class, bytes")
+        var perClass: [RecordClass: OutboxTotals] = [:]
+        var removed = 0
+        for id in ids {
+            delete.reset()
+            try delete.bind(id, at: 1)
+            if try delete.step(), let cls = RecordClass(rawValue: delete.int(0)) {
+                perClass[cls, default: OutboxTotals()].records += 1
+                perClass[cls, default: OutboxTotals()].bytes += delete.int64(1)
+                removed += 1
+            }
+            while try delete.step() {}
+        }
+        for (cls, gone) in perClass { try adjust(cls, records: -gone.records, bytes: -gone.bytes) }
+        return removed
+    }
+
+    // MARK: Status
+
+    /// One line of the outbox breakdown.
+    public struct Breakdown: Sendable {
+        public let kind: RecordKind
+        public let recordClass: RecordClass
+        public let records: Int64
+        public let bytes: Int64
+        public let oldestEnqueuedAt: Int64
+    }
+
+    /// Counts and bytes per kind and class, computed from the table itself.
+    public func breakdown() throws -> [Breakdown] {
+        let stmt = try db.prepare("SELECT kind, class, count(*), sum(bytes), min(enqueued_at) FROM outbox GROUP BY kind, class ORDER BY class, kind")
+        var rows: [Breakdown] = []
+        while try stmt.step() {
+            guard let kind = RecordKind(rawValue: stmt.text(0)), let cls = RecordClass(rawValue: stmt.int(1)) else { continue }
+            rows.append(Breakdown(kind: kind, recordClass: cls, records: stmt.int64(2), bytes: stmt.int64(3), oldestEnqueuedAt: stmt.int64(4)))
+        }
+        return rows
+    }
+}

@@ -1,0 +1,275 @@
+import Crypto
+
+/// A record as an application hands it over (CLI flags, a JSON line, the Swift API), before
+/// validation. JSON-valued fields hold JSON text.
+public struct RecordInput: Sendable {
+    public var kind: RecordKind
+    public var recordClass: String?
+    public var deviceID: String?
+    public var gatewayID: String?
+    public var serviceID: String?
+    /// JSON object (property, child_property).
+    public var properties: [UInt8]?
+    /// RFC 3339 time of measurement; default now.
+    public var eventTime: String?
+    public var name: String?
+    /// Any JSON value (message).
+    public var content: [UInt8]?
+    public var messageID: String?
+    public var source: String?
+    public var type: String?
+    public var time: String?
+    /// JSON object of Cumulocity fragments (measurement).
+    public var fragments: [UInt8]?
+
+    public init(kind: RecordKind) { self.kind = kind }
+
+    /// The fields each kind takes in a JSON line, besides `kind` and `class`.
+    public static func fields(of kind: RecordKind) -> [String] {
+        switch kind {
+        case .property: return ["device_id", "service_id", "properties", "event_time"]
+        case .message: return ["device_id", "name", "content", "id"]
+        case .childProperty: return ["gateway_id", "device_id", "service_id", "properties", "event_time"]
+        case .measurement: return ["source", "type", "time", "fragments"]
+        }
+    }
+
+    /// Checks every field and builds the stored form. `now` is the default event time and the
+    /// enqueue time; `maxBodyBytes` the platform's request limit the record must fit in alone.
+    public func validated(now: Int64, maxBodyBytes: Int) throws(ValidationError) -> NewRecord {
+        let recordClass = try Self.recordClass(recordClass)
+        var payload: [UInt8] = []
+        let target: String
+        var child: String? = nil
+        var when = now
+        switch kind {
+        case .property, .childProperty:
+            if kind == .childProperty {
+                target = try Self.identifier(gatewayID, field: "gateway_id", what: "gateway")
+                child = try Self.identifier(deviceID, field: "device_id", what: "child device")
+            } else {
+                target = try Self.identifier(deviceID, field: "device_id", what: "device")
+            }
+            let service = try Self.text(serviceID, field: "service_id", maxLength: 64,
+                                        hint: "Give the service_id of the product model, e.g. \"Battery\".")
+            let props = try Self.jsonObject(properties, field: "properties", example: #"{"level": 87}"#)
+            when = try Self.time(eventTime, field: "event_time") ?? now
+            payload.reserveCapacity(props.count + service.utf8.count + 64)
+            payload.append(contentsOf: Array(#"{"service_id":"#.utf8))
+            JSON.appendString(service, to: &payload)
+            payload.append(contentsOf: Array(#","properties":"#.utf8))
+            payload.append(contentsOf: props)
+            payload.append(contentsOf: Array(#","event_time":""#.utf8))
+            Timestamp.append(milliseconds: when, to: &payload)
+            payload.append(contentsOf: Array("\"}".utf8))
+        case .message:
+            target = try Self.identifier(deviceID, field: "device_id", what: "device")
+            let name = try Self.text(self.name, field: "name", maxLength: 128, hint: "Give the message a name, e.g. \"alarm\".")
+            guard let content, !content.isEmpty else {
+                throw ValidationError(field: "content", reason: "is missing", hint: #"Give the message content as JSON, e.g. {"text": "door open"} or "door open"."#)
+            }
+            let minified: [UInt8]
+            do { minified = try JSON.minify(content).raw } catch {
+                throw ValidationError(field: "content", reason: "is not valid JSON (\(error))", hint: #"Quote text as a JSON string, e.g. "door open"."#)
+            }
+            let id: String
+            if let messageID {
+                id = try Self.text(messageID, field: "id", maxLength: 128, hint: "Leave id out to get a stable one derived from the record.")
+            } else {
+                id = Self.derivedMessageID(device: target, name: name, content: minified, enqueuedAt: now)
+            }
+            payload.append(contentsOf: Array(#"{"name":"#.utf8))
+            JSON.appendString(name, to: &payload)
+            payload.append(contentsOf: Array(#","id":"#.utf8))
+            JSON.appendString(id, to: &payload)
+            payload.append(contentsOf: Array(#","content":"#.utf8))
+            payload.append(contentsOf: minified)
+            payload.append(UInt8(ascii: "}"))
+        case .measurement:
+            target = try Self.identifier(source, field: "source", what: "source managed object")
+            let type = try Self.text(self.type, field: "type", maxLength: 128, hint: #"Give the measurement type, e.g. "c8y_TemperatureMeasurement"."#)
+            when = try Self.time(time, field: "time") ?? now
+            let fragments = try Self.fragments(self.fragments)
+            payload.append(contentsOf: Array(#"{"source":{"id":"#.utf8))
+            JSON.appendString(target, to: &payload)
+            payload.append(contentsOf: Array(#"},"type":"#.utf8))
+            JSON.appendString(type, to: &payload)
+            payload.append(contentsOf: Array(#","time":""#.utf8))
+            Timestamp.append(milliseconds: when, to: &payload)
+            payload.append(contentsOf: Array("\",".utf8))
+            payload.append(contentsOf: fragments.dropFirst())  // the members and the closing brace
+        }
+        let record = NewRecord(kind: kind, recordClass: recordClass, target: target, child: child,
+                               eventTime: when, payload: payload)
+        let bodyBytes = kind.singleRecordBodyBytes(payloadBytes: payload.count, child: child)
+        if bodyBytes > maxBodyBytes {
+            throw ValidationError(field: "record", reason: "its request body would be \(bodyBytes) bytes, over the platform limit of \(maxBodyBytes) bytes, so it could never be sent",
+                                  hint: "Split the data into several smaller records.")
+        }
+        return record
+    }
+
+    /// A message id that a resend of the same record carries again: the first 128 bits of
+    /// SHA-256 over device, name, content and enqueue time, in hex.
+    static func derivedMessageID(device: String, name: String, content: [UInt8], enqueuedAt: Int64) -> String {
+        var hasher = SHA256()
+        hasher.update(data: Array(device.utf8) + [0] + Array(name.utf8) + [0])
+        hasher.update(data: content)
+        withUnsafeBytes(of: enqueuedAt.bigEndian) { hasher.update(bufferPointer: $0) }
+        return hasher.finalize().prefix(16).map { byte in
+            let digits = Array("0123456789abcdef")
+            return String([digits[Int(byte >> 4)], digits[Int(byte & 0xf)]])
+        }.joined()
+    }
+
+    static func recordClass(_ name: String?) throws(ValidationError) -> RecordClass {
+        guard let name else { return .normal }
+        guard let value = RecordClass(name: name) else {
+            throw ValidationError(field: "class", reason: "\"\(name.prefix(40))\" is not a record class", hint: "Use critical, normal or bulk.")
+        }
+        return value
+    }
+
+    /// IoTDA device ids: 1 to 128 characters of letters, digits, `_` and `-`.
+    static func identifier(_ value: String?, field: String, what: String) throws(ValidationError) -> String {
+        let hint = "A \(what) id is 1 to 128 characters of letters, digits, '_' and '-'."
+        guard let value, !value.isEmpty else { throw ValidationError(field: field, reason: "is missing", hint: hint) }
+        guard value.utf8.count <= 128 else {
+            throw ValidationError(field: field, reason: "is \(value.utf8.count) characters long", hint: hint)
+        }
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"):
+                continue
+            default:
+                throw ValidationError(field: field, reason: "contains a character that is not allowed (\(String(decoding: [byte], as: UTF8.self).debugDescription))", hint: hint)
+            }
+        }
+        return value
+    }
+
+    static func text(_ value: String?, field: String, maxLength: Int, hint: String) throws(ValidationError) -> String {
+        guard let value, !value.isEmpty else { throw ValidationError(field: field, reason: "is missing", hint: hint) }
+        guard value.unicodeScalars.count <= maxLength else {
+            throw ValidationError(field: field, reason: "is longer than \(maxLength) characters", hint: hint)
+        }
+        if value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
+            throw ValidationError(field: field, reason: "contains a control character", hint: hint)
+        }
+        return value
+    }
+
+    static func jsonObject(_ value: [UInt8]?, field: String, example: String) throws(ValidationError) -> [UInt8] {
+        guard let value, !value.isEmpty else {
+            throw ValidationError(field: field, reason: "is missing", hint: "Give a JSON object, e.g. \(example).")
+        }
+        let parsed: (type: JSON.ValueType, raw: [UInt8])
+        do { parsed = try JSON.minify(value) } catch {
+            throw ValidationError(field: field, reason: "is not valid JSON (\(error))", hint: "Give a JSON object, e.g. \(example).")
+        }
+        guard parsed.type == .object else {
+            throw ValidationError(field: field, reason: "must be a JSON object, not \(article(parsed.type))", hint: "Give a JSON object, e.g. \(example).")
+        }
+        return parsed.raw
+    }
+
+    static func time(_ value: String?, field: String) throws(ValidationError) -> Int64? {
+        guard let value else { return nil }
+        guard let ms = Timestamp.parse(value) else {
+            throw ValidationError(field: field, reason: "\"\(value.prefix(40))\" is not an RFC 3339 time with a time zone",
+                                  hint: "Use e.g. 2026-11-22T03:10:10.555Z or 2026-11-22T04:10:10+01:00; leave it out for now.")
+        }
+        return ms
+    }
+
+    /// Cumulocity fragment names that are the measurement's own fields.
+    static let reservedFragmentNames: Set<String> = ["id", "self", "source", "type", "time"]
+
+    static func fragments(_ value: [UInt8]?) throws(ValidationError) -> [UInt8] {
+        let example = #"{"c8y_Temperature": {"T": {"value": 21.5, "unit": "C"}}}"#
+        let raw = try jsonObject(value, field: "fragments", example: example)
+        let members: [JSON.Member]
+        do { members = try JSON.members(of: raw) } catch {
+            throw ValidationError(field: "fragments", reason: "is not a valid JSON object (\(error))", hint: "Give e.g. \(example).")
+        }
+        guard !members.isEmpty else {
+            throw ValidationError(field: "fragments", reason: "is empty", hint: "A measurement needs at least one fragment, e.g. \(example).")
+        }
+        for member in members {
+            if reservedFragmentNames.contains(member.key) {
+                throw ValidationError(field: "fragments", reason: "\"\(member.key)\" is a field of the measurement itself, not a fragment",
+                                      hint: "Pass source, type and time as their own fields.")
+            }
+            if member.type != .object {
+                throw ValidationError(field: "fragments", reason: "fragment \"\(member.key.prefix(40))\" must be a JSON object, not \(article(member.type))",
+                                      hint: "Give e.g. \(example).")
+            }
+        }
+        return raw
+    }
+
+    static func article(_ type: JSON.ValueType) -> String {
+        switch type {
+        case .object: return "an object"
+        case .array: return "an array"
+        case .string: return "a string"
+        case .number: return "a number"
+        case .bool: return "a boolean"
+        case .null: return "null"
+        }
+    }
+}
+
+extension RecordInput {
+    /// Reads one JSON line: an object with `kind`, optional `class` and the kind's fields in
+    /// snake_case. An unknown field is refused (a typo would otherwise drop data silently).
+    public static func fromJSONLine(_ line: [UInt8]) throws(ValidationError) -> RecordInput {
+        let members: [JSON.Member]
+        do { members = try JSON.members(of: line) } catch {
+            throw ValidationError(field: "line", reason: "is not a JSON object (\(error))",
+                                  hint: #"Write one JSON object per line, e.g. {"kind": "property", "device_id": "d1", "service_id": "Battery", "properties": {"level": 87}}."#)
+        }
+        guard let kindMember = members.first(where: { $0.key == "kind" }) else {
+            throw ValidationError(field: "kind", reason: "is missing", hint: "Add \"kind\": one of property, message, child_property, measurement.")
+        }
+        guard let kindName = kindMember.string, let kind = RecordKind(rawValue: kindName) else {
+            throw ValidationError(field: "kind", reason: "is not one of property, message, child_property, measurement",
+                                  hint: "Add \"kind\": one of property, message, child_property, measurement.")
+        }
+        var input = RecordInput(kind: kind)
+        let allowed = Set(fields(of: kind) + ["kind", "class"])
+        for member in members {
+            guard allowed.contains(member.key) else {
+                throw ValidationError(field: member.key.count > 64 ? String(member.key.prefix(64)) + "…" : member.key,
+                                      reason: "is not a field of a \(kind.rawValue) record",
+                                      hint: "A \(kind.rawValue) takes: \(fields(of: kind).joined(separator: ", ")), and class.")
+            }
+            switch member.key {
+            case "kind": break
+            case "class": input.recordClass = try string(member)
+            case "device_id": input.deviceID = try string(member)
+            case "gateway_id": input.gatewayID = try string(member)
+            case "service_id": input.serviceID = try string(member)
+            case "properties": input.properties = member.raw
+            case "event_time": input.eventTime = try string(member)
+            case "name": input.name = try string(member)
+            case "content": input.content = member.raw
+            case "id": input.messageID = try string(member)
+            case "source": input.source = try string(member)
+            case "type": input.type = try string(member)
+            case "time": input.time = try string(member)
+            case "fragments": input.fragments = member.raw
+            default: break
+            }
+        }
+        return input
+    }
+
+    static func string(_ member: JSON.Member) throws(ValidationError) -> String {
+        guard let value = member.string else {
+            throw ValidationError(field: member.key, reason: "must be a JSON string, not \(article(member.type))", hint: "Quote the value.")
+        }
+        return value
+    }
+}

@@ -1,0 +1,25 @@
+import ArgumentParser
+import EdgeBuffer
+
+@main
+struct Edgebuf: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "edgebuf",
+        abstract: "A store-and-forward buffer for IoT devices that are only sometimes online.",
+        discussion: """
+            Applications hand edgebuf property, message and measurement reports; each is committed \
+            to SQLite before it is acknowledged, and the uplink sends it to the platform when the \
+            network allows. Exit codes are listed in the README.
+            """,
+        version: edgebufVersion,
+        subcommands: [
+            InitCommand.self, EnqueueCommand.self, StatusCommand.self, OutboxCommand.self,
+            DeadLettersCommand.self, AuditCommand.self,
+        ]
+    )
+}
+
+/// Reads the sections other modules own, so `finish()` can name unknown keys in them.
+func readOtherSections(_ document: ConfigDocument) throws {
+    _ = try document.section("log")
+}

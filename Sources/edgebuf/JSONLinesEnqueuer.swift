@@ -1,0 +1,181 @@
+import EdgeBuffer
+import EdgeStore
+import Foundation
+import Synchronization
+
+/// Streams JSON lines into the outbox: reads what is available, validates each line, and
+/// commits the good ones of each read as one group while the next read is parsed. Memory is
+/// bounded by the read size and the two groups in flight, not by the input.
+struct JSONLinesEnqueuer {
+    let outbox: Outbox
+    let strict: Bool
+    let ack: Bool
+    let showProgress: Bool
+
+    /// A line longer than this is refused without being buffered whole.
+    static let maximumLineBytes = 4 << 20
+    /// Bytes read per system call.
+    static let readSize = 256 << 10
+    /// Groups committed while the next is parsed.
+    static let window = 2
+
+    struct Summary {
+        var lines = 0
+        var stored = 0
+        var rejected = 0
+    }
+
+    /// A group of records on its way to the outbox.
+    final class Group: Sendable {
+        let lineNumbers: [Int]
+        let done = DispatchSemaphore(value: 0)
+        let result = Mutex<Result<[Int64], any Error>?>(nil)
+        init(lineNumbers: [Int]) { self.lineNumbers = lineNumbers }
+    }
+
+    func run(path: String?) throws -> Summary {
+        let fd: Int32
+        if let path {
+            fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                throw CLIFailure(status: .noInput, message: "cannot read \(path): \(String(cString: strerror(errno)))")
+            }
+        } else {
+            fd = 0
+        }
+        defer { if fd != 0 { close(fd) } }
+
+        var summary = Summary()
+        var inFlight: [Group] = []
+        var carry: [UInt8] = []
+        var skippingLongLine = false
+        var buffer = [UInt8](repeating: 0, count: Self.readSize)
+        var stop = false
+        let progress = Progress(enabled: showProgress)
+
+        // Waits for the oldest group, prints its acks, and throws if it failed.
+        func settleOldest() throws {
+            let group = inFlight.removeFirst()
+            group.done.wait()
+            switch group.result.withLock({ $0! }) {
+            case .success(let ids):
+                summary.stored += ids.count
+                progress.update(stored: summary.stored)
+                if ack {
+                    var out = ""
+                    out.reserveCapacity(ids.count * 24)
+                    for (line, id) in zip(group.lineNumbers, ids) { out += "{\"line\":\(line),\"id\":\(id)}\n" }
+                    FileOutput.standardOutput.write(out)
+                }
+            case .failure(let error):
+                let first = group.lineNumbers.first ?? 0, last = group.lineNumbers.last ?? 0
+                // Later groups were queued behind this one; they must still be reported.
+                for later in inFlight { later.done.wait() }
+                let laterStored = inFlight.compactMap { try? $0.result.withLock({ $0! }).get().count }.reduce(0, +)
+                throw CLIFailure(status: ExitStatus.of(error), message:
+                    "\(error)\nlines \(first)...\(last) were NOT stored; \(summary.stored + laterStored) records before them were stored")
+            }
+        }
+
+        func submit(_ records: [NewRecord], lines: [Int]) throws {
+            guard !records.isEmpty else { return }
+            if inFlight.count >= Self.window { try settleOldest() }
+            let group = Group(lineNumbers: lines)
+            inFlight.append(group)
+            outbox.submit(records) { result in
+                group.result.withLock { $0 = result }
+                group.done.signal()
+            }
+        }
+
+        while !stop {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, Self.readSize) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw CLIFailure(status: .noInput, message: "reading input failed: \(String(cString: strerror(errno)))")
+            }
+            let atEOF = n == 0
+            var records: [NewRecord] = []
+            var lines: [Int] = []
+            let now = Timestamp.nowMilliseconds()
+
+            func handle(_ line: ArraySlice<UInt8>) {
+                summary.lines += 1
+                let number = summary.lines
+                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0d }) { return }  // blank line
+                do {
+                    let input = try RecordInput.fromJSONLine(Array(line))
+                    records.append(try input.validated(now: now, maxBodyBytes: outbox.configuration.maxBodyBytes))
+                    lines.append(number)
+                } catch {
+                    reject(number, "\(error)")
+                }
+            }
+
+            func reject(_ number: Int, _ reason: String) {
+                summary.rejected += 1
+                printError("edgebuf: line \(number): \(reason)")
+                if strict { stop = true }
+            }
+
+            var start = 0
+            let chunk = buffer[0..<n]
+            var index = chunk.startIndex
+            while index < chunk.endIndex && !stop {
+                if chunk[index] == 0x0a {
+                    if skippingLongLine {
+                        skippingLongLine = false
+                    } else if carry.isEmpty {
+                        handle(chunk[start..<index])
+                    } else {
+                        carry.append(contentsOf: chunk[start..<index])
+                        handle(carry[...])
+                        carry.removeAll(keepingCapacity: carry.count <= Self.readSize)
+                    }
+                    start = index + 1
+                }
+                index += 1
+            }
+            if !stop && start < n && !skippingLongLine {
+                carry.append(contentsOf: chunk[start..<n])
+                if carry.count > Self.maximumLineBytes {
+                    summary.lines += 1
+                    reject(summary.lines, "line: longer than \(Self.maximumLineBytes) bytes, so it cannot hold a record that fits in a request. Split the data.")
+                    carry.removeAll()
+                    skippingLongLine = true
+                }
+            }
+            if atEOF && !stop && !carry.isEmpty {
+                handle(carry[...])  // a last line without a newline
+                carry.removeAll()
+            }
+            try submit(records, lines: lines)
+            if atEOF { break }
+        }
+        while !inFlight.isEmpty { try settleOldest() }
+        progress.finish(stored: summary.stored)
+        return summary
+    }
+}
+
+/// Progress on stderr for long streams: records stored and the rate, at most twice a second.
+final class Progress {
+    let enabled: Bool
+    let started = Date()
+    var lastPrint = Date.distantPast
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func update(stored: Int) {
+        guard enabled, Date().timeIntervalSince(lastPrint) >= 0.5 else { return }
+        lastPrint = Date()
+        let elapsed = max(Date().timeIntervalSince(started), 0.001)
+        FileOutput.standardError.write("\renqueued \(stored) records (\(Int(Double(stored) / elapsed))/s)   ")
+    }
+
+    func finish(stored: Int) {
+        guard enabled, lastPrint != Date.distantPast else { return }
+        let elapsed = max(Date().timeIntervalSince(started), 0.001)
+        FileOutput.standardError.write("\renqueued \(stored) records in \(String(format: "%.1f", elapsed)) s (\(Int(Double(stored) / elapsed))/s)\n")
+    }
+}

@@ -1,0 +1,137 @@
+import ArgumentParser
+import EdgeStore
+import Foundation
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the outbox, dead letters, audit head and database.",
+        discussion: "Never shows secrets or record contents."
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func run() throws {
+        do {
+            _ = try global.bootstrapLogging()
+            let report = try StatusReport.collect(global: global)
+            print(json ? report.json : report.text)
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+/// What `status` reports, gathered in one read transaction so the numbers agree.
+struct StatusReport {
+    var path = ""
+    var schemaVersion = 0
+    var fileBytes: Int64 = 0
+    var breakdown: [OutboxStore.Breakdown] = []
+    var deadLetters = OutboxTotals()
+    var auditHead: AuditEntry?
+    var now: Int64 = 0
+
+    static func collect(global: GlobalOptions) throws -> StatusReport {
+        let db = try global.openConnection()
+        var report = StatusReport()
+        report.path = global.databasePath
+        report.now = Timestamp.nowMilliseconds()
+        try db.transaction(immediate: false) {
+            report.schemaVersion = try Migrator.version(of: db)
+            report.breakdown = try OutboxStore(db).breakdown()
+            report.deadLetters = try DeadLetterStore(db).total()
+            report.auditHead = try AuditLog(db).head()
+            report.fileBytes = try db.scalarInt("PRAGMA page_count") * db.scalarInt("PRAGMA page_size")
+        }
+        return report
+    }
+
+    var totalRecords: Int64 { breakdown.reduce(0) { $0 + $1.records } }
+    var totalBytes: Int64 { breakdown.reduce(0) { $0 + $1.bytes } }
+    var oldest: Int64? { breakdown.map(\.oldestEnqueuedAt).min() }
+
+    var json: String {
+        var out = JSONObject()
+        out.add("database", path)
+        out.add("schema_version", schemaVersion)
+        out.add("file_bytes", fileBytes)
+        var outbox = JSONObject()
+        outbox.add("records", totalRecords)
+        outbox.add("bytes", totalBytes)
+        outbox.add("oldest_enqueued_at", oldest.map { Timestamp.format(milliseconds: $0) })
+        outbox.add("oldest_age_seconds", oldest.map { Double(now - $0) / 1000 } ?? 0)
+        var groups: [UInt8] = [UInt8(ascii: "[")]
+        for (index, row) in breakdown.enumerated() {
+            if index > 0 { groups.append(UInt8(ascii: ",")) }
+            var item = JSONObject()
+            item.add("kind", row.kind.rawValue)
+            item.add("class", row.recordClass.name)
+            item.add("records", row.records)
+            item.add("bytes", row.bytes)
+            item.add("oldest_enqueued_at", Timestamp.format(milliseconds: row.oldestEnqueuedAt))
+            groups += Array(item.json.utf8)
+        }
+        groups.append(UInt8(ascii: "]"))
+        outbox.add("by_kind_and_class", rawJSON: groups)
+        out.add("outbox", rawJSON: Array(outbox.json.utf8))
+        var dead = JSONObject()
+        dead.add("records", deadLetters.records)
+        dead.add("bytes", deadLetters.bytes)
+        out.add("dead_letters", rawJSON: Array(dead.json.utf8))
+        var audit = JSONObject()
+        audit.add("seq", auditHead?.seq ?? 0)
+        audit.add("hash", auditHead?.hashHex)
+        out.add("audit_head", rawJSON: Array(audit.json.utf8))
+        return out.json
+    }
+
+    var text: String {
+        var lines: [String] = []
+        lines.append("database     \(path) (schema \(schemaVersion), \(Self.size(fileBytes)) on disk)")
+        if let oldest {
+            lines.append("outbox       \(totalRecords) records, \(Self.size(totalBytes)); oldest enqueued \(Self.age(now - oldest)) ago")
+        } else {
+            lines.append("outbox       empty")
+        }
+        for row in breakdown {
+            let label = "\(row.kind.rawValue)/\(row.recordClass.name)"
+            lines.append("  \(label.padding(toLength: 26, withPad: " ", startingAt: 0)) \(String(row.records).leftPadded(9)) records  \(Self.size(row.bytes).leftPadded(10))")
+        }
+        lines.append("dead letters \(deadLetters.records) records, \(Self.size(deadLetters.bytes))")
+        if let head = auditHead {
+            lines.append("audit head   #\(head.seq) \(head.hashHex.prefix(16))… at \(Timestamp.format(milliseconds: head.at))")
+        } else {
+            lines.append("audit head   (empty)")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func size(_ bytes: Int64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
+    }
+
+    static func age(_ milliseconds: Int64) -> String {
+        let seconds = max(milliseconds / 1000, 0)
+        if seconds < 120 { return "\(seconds) s" }
+        if seconds < 7200 { return "\(seconds / 60) min" }
+        if seconds < 172_800 { return "\(seconds / 3600) h" }
+        return "\(seconds / 86400) d"
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}

@@ -71,10 +71,11 @@ let package = Package(
             name: "edgebuf-bench",
             dependencies: ["EdgeBuffer", "EdgeStore", "CSQLite"]
         ),
-        .testTarget(name: "EdgeStoreTests", dependencies: ["EdgeStore"]),
-        .testTarget(name: "EdgeBufferTests", dependencies: ["EdgeBuffer", "EdgeStore"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "EdgeStoreTests", dependencies: ["EdgeStore", "TestSupport"]),
+        .testTarget(name: "EdgeBufferTests", dependencies: ["EdgeBuffer", "EdgeStore", "TestSupport"]),
         .testTarget(name: "EdgeTransportTests", dependencies: ["EdgeTransport"]),
         .testTarget(name: "EdgeUplinkTests", dependencies: ["EdgeUplink", "EdgeBuffer", "EdgeStore"]),
-        .testTarget(name: "CLITests", dependencies: ["EdgeStore"]),
+        .testTarget(name: "CLITests", dependencies: ["edgebuf", "EdgeStore", "TestSupport"]),
     ]
 )

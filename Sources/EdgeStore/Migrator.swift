@@ -4,7 +4,11 @@ public enum Migrator {
     /// Brings the schema to the latest version. Safe to run from several processes at once:
     /// the version is re-read under the write lock.
     public static func migrate(_ connection: Connection) throws {
-        for migration in embeddedMigrations {
+        try migrate(connection, migrations: embeddedMigrations)
+    }
+
+    static func migrate(_ connection: Connection, migrations: [(version: Int, name: String, sql: String)]) throws {
+        for migration in migrations {
             try connection.transaction {
                 let current = Int(try connection.scalarInt("PRAGMA user_version"))
                 guard current < migration.version else { return }

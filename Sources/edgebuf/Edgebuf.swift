@@ -17,6 +17,9 @@ struct Edgebuf: AsyncParsableCommand {
             DeadLettersCommand.self, AuditCommand.self,
         ]
     )
+
+    // Declared here too, so that `edgebuf --db PATH status` works as well as `edgebuf status --db PATH`.
+    @OptionGroup var global: GlobalOptions
 }
 
 /// Reads the sections other modules own, so `finish()` can name unknown keys in them.

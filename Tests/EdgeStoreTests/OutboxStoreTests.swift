@@ -1,0 +1,129 @@
+@testable import EdgeStore
+import Foundation
+import TestSupport
+import Testing
+
+@Suite struct OutboxStoreTests {
+    let dir = TemporaryDirectory()
+    let db: Connection
+    let store: OutboxStore
+
+    init() throws {
+        db = try Database.open(path: dir.file("o.db"))
+        store = OutboxStore(db)
+    }
+
+    func admit(_ records: [NewRecord], _ policy: CapacityPolicy, now: Int64 = 1) throws -> [Int64] {
+        try db.transaction { try store.admit(records, policy: policy, now: now) }
+    }
+
+    func audit() throws -> [AuditEntry] { try AuditLog(db).list() }
+
+    @Test func idsAreIncreasingAndNeverReused() throws {
+        let first = try admit([sample(), sample()], CapacityPolicy())
+        try db.transaction { _ = try store.remove(ids: first) }
+        let next = try admit([sample()], CapacityPolicy())
+        #expect(next[0] > first[1])
+    }
+
+    @Test func rejectNewRefusesAndChangesNothing() throws {
+        let policy = CapacityPolicy(maxRecords: 3, whenFull: .rejectNew)
+        _ = try admit([sample(), sample()], policy)
+        #expect(throws: OutboxFullError.self) { _ = try admit([sample(), sample()], policy) }
+        #expect(try store.total().records == 2)
+        _ = try admit([sample()], policy)
+        do {
+            _ = try admit([sample()], policy)
+        } catch let full as OutboxFullError {
+            #expect(full.description.contains("NOT stored"))
+            #expect(full.description.contains("max_records"))
+        }
+        #expect(try audit().isEmpty)
+    }
+
+    @Test func maxBytesCountsPayloadBytes() throws {
+        let one = sample(bytes: 500)
+        let policy = CapacityPolicy(maxBytes: Int64(one.payload.count * 2), whenFull: .rejectNew)
+        _ = try admit([one, one], policy)
+        #expect {
+            _ = try admit([sample(bytes: 100)], policy)
+        } throws: { ($0 as? OutboxFullError)?.limit == "max_bytes" }
+    }
+
+    @Test func dropOldestEvictsBulkBeforeNormalBeforeCriticalAndAudits() throws {
+        let policy = CapacityPolicy(maxRecords: 6, whenFull: .dropOldest)
+        let critical = try admit([sample(cls: .critical), sample(cls: .critical)], policy)
+        let normal = try admit([sample(cls: .normal), sample(cls: .normal)], policy)
+        let bulk = try admit([sample(cls: .bulk), sample(cls: .bulk)], policy)
+        _ = try admit([sample(cls: .normal), sample(cls: .normal), sample(cls: .normal)], policy)
+        // 3 over: both bulk go first, then the oldest normal.
+        for id in bulk { #expect(try !store.contains(id: id)) }
+        #expect(try !store.contains(id: normal[0]))
+        #expect(try store.contains(id: normal[1]))
+        for id in critical { #expect(try store.contains(id: id)) }
+        #expect(try store.total().records == 6)
+        let rows = try audit()
+        #expect(rows.map(\.event) == ["evicted", "evicted"])
+        #expect(rows[0].detail.contains(#""class":"bulk","count":2"#))
+        #expect(rows[0].detail.contains(#""first_id":\#(bulk[0]),"last_id":\#(bulk[1])"#))
+        #expect(rows[1].detail.contains(#""class":"normal","count":1"#))
+    }
+
+    @Test func aLessImportantRecordNeverEvictsAMoreImportantOne() throws {
+        let policy = CapacityPolicy(maxRecords: 2, whenFull: .dropOldest)
+        _ = try admit([sample(cls: .critical), sample(cls: .critical)], policy)
+        #expect(throws: OutboxFullError.self) { _ = try admit([sample(cls: .bulk)], policy) }
+        #expect(try store.total().records == 2)
+        #expect(try audit().isEmpty, "a refused admission evicts nothing")
+        _ = try admit([sample(cls: .critical)], policy)
+        #expect(try audit().count == 1)
+    }
+
+    @Test func maxAgeExpiresAndAudits() throws {
+        let old = try admit([sample(), sample(cls: .bulk)], CapacityPolicy(), now: 1_000)
+        let young = try admit([sample()], CapacityPolicy(), now: 100_000)
+        let expired = try db.transaction { try store.expire(maxAgeMilliseconds: 50_000, now: 120_000) }
+        #expect(expired == 2)
+        for id in old { #expect(try !store.contains(id: id)) }
+        #expect(try store.contains(id: young[0]))
+        let rows = try audit()
+        #expect(rows.count == 2)
+        #expect(rows.allSatisfy { $0.event == "expired" })
+        #expect(try store.total().records == 1)
+    }
+
+    @Test func totalsFollowEveryChange() throws {
+        let ids = try admit((0..<10).map { i in sample(cls: i % 2 == 0 ? .bulk : .critical, bytes: 100 + i) }, CapacityPolicy())
+        try db.transaction { _ = try store.remove(ids: Array(ids.prefix(3))) }
+        let running = try store.totals()
+        try db.transaction { try store.recountTotals() }
+        #expect(try store.totals() == running)
+        #expect(running[.bulk]?.records == 3 || running[.bulk]?.records == 4)
+    }
+
+    @Test func listIsInDrainOrder() throws {
+        _ = try admit([sample(cls: .bulk), sample(cls: .normal), sample(cls: .critical)], CapacityPolicy())
+        #expect(try store.list(limit: 10).map(\.recordClass) == [.critical, .normal, .bulk])
+    }
+
+    @Test func deadLettersKeepTheReasonAndCanBeRetriedOrPurged() throws {
+        let ids = try admit([sample(), sample(), sample()], CapacityPolicy())
+        let dead = DeadLetterStore(db)
+        let why = RejectionReason(reason: "invalid input", httpStatus: 400, errorCode: "IOTDA.000006", errorMessage: "Invalid input data.")
+        try db.transaction { _ = try dead.deadLetter(ids: [ids[1]], because: why, now: 5) }
+        #expect(try !store.contains(id: ids[1]))
+        let letters = try dead.list()
+        #expect(letters.count == 1)
+        #expect(letters[0].record.id == ids[1])
+        #expect(letters[0].errorCode == "IOTDA.000006")
+        #expect(letters[0].httpStatus == 400)
+        #expect(try store.total().records == 2)
+        try db.transaction { _ = try dead.retry(now: 6) }
+        #expect(try store.contains(id: ids[1]), "retried under its original id")
+        #expect(try store.total().records == 3)
+        try db.transaction { _ = try dead.deadLetter(ids: [ids[0]], because: why, now: 7) }
+        try db.transaction { _ = try dead.purge(now: 8) }
+        #expect(try dead.total().records == 0)
+        #expect(try audit().map(\.event) == ["dead_lettered", "dead_letters_retried", "dead_lettered", "dead_letters_purged"])
+    }
+}

@@ -137,13 +137,8 @@ public final class Outbox: Sendable {
                         try store.expire(maxAgeMilliseconds: maxAge, now: now)
                         lastExpiry = now
                     }
-                    for pending in batch {
-                        do {
-                            results.append(.success(try store.admit(pending.records, policy: configuration.database.capacity, now: now)))
-                        } catch let full as OutboxFullError {
-                            results.append(.failure(full))
-                        }
-                    }
+                    let admitted = try store.admit(batches: batch.map(\.records), policy: configuration.database.capacity, now: now)
+                    results = admitted.map { $0.mapError { $0 as any Error } }
                 }
             } catch {
                 // The transaction rolled back: nothing of this group was stored.

@@ -68,28 +68,47 @@ public final class OutboxStore {
     /// Stores `batch` all or nothing, applying the capacity policy first. Returns the new ids
     /// in order. Throws `OutboxFullError` when there is no room (nothing changed).
     public func admit(_ batch: [NewRecord], policy: CapacityPolicy, now: Int64) throws -> [Int64] {
-        guard !batch.isEmpty else { return [] }
-        var addBytes: Int64 = 0
-        for record in batch { addBytes += Int64(record.payload.count) }
-        let addRecords = Int64(batch.count)
-        try db.execute("SAVEPOINT admit")
-        do {
-            let current = try total()
+        try admit(batches: [batch], policy: policy, now: now)[0].get()
+    }
+
+    /// Stores several independent batches in the caller's transaction (group commit): each
+    /// batch is admitted all or nothing, in order; one that does not fit gets
+    /// `OutboxFullError` and the others go on. Totals are read once and written once.
+    public func admit(batches: [[NewRecord]], policy: CapacityPolicy, now: Int64) throws -> [Result<[Int64], OutboxFullError>] {
+        var current = try total()
+        var added: [RecordClass: OutboxTotals] = [:]
+        var results: [Result<[Int64], OutboxFullError>] = []
+        results.reserveCapacity(batches.count)
+        let insert = try db.cached("INSERT INTO outbox (kind, class, target, child, event_time, enqueued_at, payload, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        for batch in batches {
+            var addBytes: Int64 = 0
+            for record in batch { addBytes += Int64(record.payload.count) }
+            let addRecords = Int64(batch.count)
             let overRecords = current.records + addRecords - policy.maxRecords
             let overBytes = current.bytes + addBytes - policy.maxBytes
             if overRecords > 0 || overBytes > 0 {
                 let limit = overBytes > 0 ? "max_bytes" : "max_records"
                 let full = OutboxFullError(policy: policy, records: current.records, bytes: current.bytes, limit: limit)
-                guard policy.whenFull == .dropOldest, addRecords <= policy.maxRecords, addBytes <= policy.maxBytes else { throw full }
+                guard policy.whenFull == .dropOldest, addRecords <= policy.maxRecords, addBytes <= policy.maxBytes else {
+                    results.append(.failure(full))
+                    continue
+                }
+                // Eviction reads and changes the totals table: settle what this group added first.
+                for (cls, delta) in added { try adjust(cls, records: delta.records, bytes: delta.bytes) }
+                added = [:]
+                try db.execute("SAVEPOINT evict")
                 let mostImportant = batch.map(\.recordClass).min() ?? .bulk
-                let freed = try evict(records: max(overRecords, 0), bytes: max(overBytes, 0),
-                                      down: mostImportant, reason: limit, now: now)
-                guard freed else { throw full }
+                guard try evict(records: max(overRecords, 0), bytes: max(overBytes, 0), down: mostImportant, reason: limit, now: now) else {
+                    try db.execute("ROLLBACK TO evict")
+                    try db.execute("RELEASE evict")
+                    results.append(.failure(full))
+                    continue
+                }
+                try db.execute("RELEASE evict")
+                current = try total()
             }
-            let insert = try db.cached("INSERT INTO outbox (kind, class, target, child, event_time, enqueued_at, payload, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
             var ids: [Int64] = []
             ids.reserveCapacity(batch.count)
-            var perClass: [RecordClass: OutboxTotals] = [:]
             for record in batch {
                 insert.reset()
                 try insert.bind(record.kind.rawValue, at: 1)
@@ -102,17 +121,15 @@ public final class OutboxStore {
                 try insert.bind(record.payload.count, at: 8)
                 try insert.run()
                 ids.append(db.lastInsertRowID)
-                perClass[record.recordClass, default: OutboxTotals()].records += 1
-                perClass[record.recordClass, default: OutboxTotals()].bytes += Int64(record.payload.count)
+                added[record.recordClass, default: OutboxTotals()].records += 1
+                added[record.recordClass, default: OutboxTotals()].bytes += Int64(record.payload.count)
             }
-            for (cls, added) in perClass { try adjust(cls, records: added.records, bytes: added.bytes) }
-            try db.execute("RELEASE admit")
-            return ids
-        } catch {
-            try? db.execute("ROLLBACK TO admit")
-            try? db.execute("RELEASE admit")
-            throw error
+            current.records += addRecords
+            current.bytes += addBytes
+            results.append(.success(ids))
         }
+        for (cls, delta) in added { try adjust(cls, records: delta.records, bytes: delta.bytes) }
+        return results
     }
 
     /// Evicts oldest records, bulk first, never of a class more important than `down`, until

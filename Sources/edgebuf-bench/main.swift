@@ -1,1 +1,204 @@
-print("bench")
+// The enqueue benchmark: edgebuf against the physical limit measured in the same run.
+// Usage: edgebuf-bench enqueue --edgebuf PATH/TO/edgebuf [--dir DIR] [--json FILE]
+// Run through tools/bench, which builds in release mode first.
+import CSQLite
+import EdgeBuffer
+import EdgeStore
+import Foundation
+
+struct Measurement {
+    let name: String
+    let records: Int
+    let seconds: Double
+    var extra: [String: String] = [:]
+    var rate: Double { Double(records) / seconds }
+}
+
+func elapsed(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+/// A representative ~200-byte property record.
+func input(_ n: Int) -> RecordInput {
+    var input = RecordInput(kind: .property)
+    input.deviceID = "device-\(n % 16)"
+    input.serviceID = "Environment"
+    input.properties = Array(#"{"temperature":\#(20 + n % 10).5,"humidity":\#(40 + n % 20),"pressure":1013.\#(n % 10),"seq":\#(n),"note":"steady state reading"}"#.utf8)
+    return input
+}
+
+func records(_ count: Int) -> [NewRecord] {
+    let now = Timestamp.nowMilliseconds()
+    return (0..<count).map { try! input($0).validated(now: now, maxBodyBytes: 1 << 20) }
+}
+
+/// Raw C API: the same schema (our migrations) and pragmas, prepared once, `perTransaction`
+/// rows per commit. This is the ceiling for storing these rows with this durability.
+func rawInsert(path: String, rows: [NewRecord], perTransaction: Int) throws -> Double {
+    _ = try Database.open(path: path)  // schema and pragmas as edgebuf sets them
+    var db: OpaquePointer?
+    sqlite3_open(path, &db)
+    sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", nil, nil, nil)
+    var stmt: OpaquePointer?
+    sqlite3_prepare_v2(db, "INSERT INTO outbox (kind, class, target, child, event_time, enqueued_at, payload, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", -1, &stmt, nil)
+    let seconds = elapsed {
+        var index = 0
+        while index < rows.count {
+            sqlite3_exec(db, "BEGIN IMMEDIATE", nil, nil, nil)
+            for row in rows[index..<min(index + perTransaction, rows.count)] {
+                sqlite3_bind_text(stmt, 1, row.kind.rawValue, -1, csqlite_transient())
+                sqlite3_bind_int64(stmt, 2, Int64(row.recordClass.rawValue))
+                sqlite3_bind_text(stmt, 3, row.target, -1, csqlite_transient())
+                sqlite3_bind_null(stmt, 4)
+                sqlite3_bind_int64(stmt, 5, row.eventTime)
+                sqlite3_bind_int64(stmt, 6, row.eventTime)
+                row.payload.withUnsafeBytes { _ = sqlite3_bind_blob(stmt, 7, $0.baseAddress, Int32($0.count), csqlite_transient()) }
+                sqlite3_bind_int64(stmt, 8, Int64(row.payload.count))
+                if sqlite3_step(stmt) != SQLITE_DONE { fatalError(String(cString: sqlite3_errmsg(db))) }
+                sqlite3_reset(stmt)
+            }
+            sqlite3_exec(db, "COMMIT", nil, nil, nil)
+            index += perTransaction
+        }
+    }
+    sqlite3_finalize(stmt)
+    sqlite3_close(db)
+    return seconds
+}
+
+func fresh(_ dir: String, _ name: String) -> String {
+    let path = (dir as NSString).appendingPathComponent(name)
+    for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    return path
+}
+
+/// (a) batches of 1000 through Outbox vs the raw loop at 1000 rows per commit.
+func batched(dir: String) async throws -> [Measurement] {
+    let count = 200_000
+    let rows = records(count)
+    let raw = try rawInsert(path: fresh(dir, "a-raw.db"), rows: rows, perTransaction: 1000)
+    let outbox = try Outbox(path: fresh(dir, "a-edgebuf.db"))
+    let ours = try await elapsedAsync {
+        var index = 0
+        while index < rows.count {
+            _ = try await outbox.enqueue(Array(rows[index..<min(index + 1000, rows.count)]))
+            index += 1000
+        }
+    }
+    outbox.close()
+    return [Measurement(name: "raw C insert, 1000 rows/commit", records: count, seconds: raw),
+            Measurement(name: "edgebuf Outbox.enqueue, batches of 1000", records: count, seconds: ours)]
+}
+
+func elapsedAsync(_ body: () async throws -> Void) async rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try await body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+/// (b) 64 producers, one record at a time each, waiting for the durable ack, vs one
+/// fsync-ed commit per record.
+func concurrent(dir: String) async throws -> [Measurement] {
+    let producers = 64
+    let perProducer = 300
+    let rows = records(producers * perProducer)
+    let rawCount = 3000
+    let raw = try rawInsert(path: fresh(dir, "b-raw.db"), rows: Array(rows.prefix(rawCount)), perTransaction: 1)
+    let outbox = try Outbox(path: fresh(dir, "b-edgebuf.db"))
+    let ours = try await elapsedAsync {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for p in 0..<producers {
+                group.addTask {
+                    for i in 0..<perProducer { _ = try await outbox.enqueue([rows[p * perProducer + i]]) }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+    outbox.close()
+    return [Measurement(name: "raw C insert, 1 row/commit (one fsync each)", records: rawCount, seconds: raw),
+            Measurement(name: "edgebuf, 64 producers awaiting each ack", records: rows.count, seconds: ours)]
+}
+
+/// (c) the CLI streaming 1,000,000 JSON lines from a file; peak RSS from wait4.
+func jsonLines(dir: String, edgebuf: String) throws -> [Measurement] {
+    let count = 1_000_000
+    let file = (dir as NSString).appendingPathComponent("c.jsonl")
+    if !FileManager.default.fileExists(atPath: file) {
+        FileManager.default.createFile(atPath: file, contents: nil)
+        let handle = FileHandle(forWritingAtPath: file)!
+        var chunk = ""
+        for n in 0..<count {
+            chunk += #"{"kind":"property","device_id":"device-\#(n % 16)","service_id":"Environment","properties":{"temperature":\#(20 + n % 10).5,"humidity":\#(40 + n % 20),"pressure":1013.\#(n % 10),"seq":\#(n),"note":"steady state reading"}}"# + "\n"
+            if chunk.utf8.count > 1 << 20 { handle.write(Data(chunk.utf8)); chunk = "" }
+        }
+        handle.write(Data(chunk.utf8))
+        try handle.close()
+    }
+    let db = fresh(dir, "c-edgebuf.db")
+    var rss = 0
+    let seconds = try elapsed {
+        let pid = try spawn(edgebuf, ["--db", db, "enqueue", "--jsonl", file])
+        var status: Int32 = 0
+        var usage = rusage()
+        wait4(pid, &status, 0, &usage)
+        guard status == 0 else { fatalError("edgebuf enqueue --jsonl exited with \(status)") }
+        rss = usage.ru_maxrss  // KiB on Linux
+    }
+    var m = Measurement(name: "edgebuf enqueue --jsonl, 1M lines", records: count, seconds: seconds)
+    m.extra["peak_rss_mib"] = String(format: "%.1f", Double(rss) / 1024)
+    return [m]
+}
+
+func spawn(_ path: String, _ arguments: [String]) throws -> pid_t {
+    var pid: pid_t = 0
+    let argv = ([path] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    let rc = posix_spawn(&pid, path, nil, nil, argv, environ)
+    guard rc == 0 else { throw NSError(domain: "spawn", code: Int(rc)) }
+    return pid
+}
+
+// MARK: Main
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+func option(_ name: String) -> String? {
+    guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
+    return arguments[i + 1]
+}
+guard arguments.first == "enqueue", let edgebufPath = option("--edgebuf") else {
+    FileHandle.standardError.write(Data("usage: edgebuf-bench enqueue --edgebuf PATH [--dir DIR] [--json FILE]\n".utf8))
+    exit(64)
+}
+let dir = option("--dir") ?? NSTemporaryDirectory() + "edgebuf-bench"
+try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+
+let a = try await batched(dir: dir)
+let b = try await concurrent(dir: dir)
+let c = try jsonLines(dir: dir, edgebuf: edgebufPath)
+
+let ratioA = a[1].rate / a[0].rate
+let ratioB = b[1].rate / b[0].rate
+print("| benchmark | records | seconds | records/s | ratio / figure | target |")
+print("|---|---:|---:|---:|---:|---|")
+for m in a + b + c {
+    print("| \(m.name) | \(m.records) | \(String(format: "%.2f", m.seconds)) | \(Int(m.rate)) | \(m.extra.map { "\($0.key) \($0.value)" }.joined()) | |")
+}
+print("| (a) batched enqueue vs raw | | | | \(String(format: "%.2f", ratioA))x | >= 0.8x |")
+print("| (b) 64 producers vs one fsync per record | | | | \(String(format: "%.1f", ratioB))x | >= 10x |")
+print("| (c) --jsonl 1M lines | | | | \(Int(c[0].rate))/s, peak RSS \(c[0].extra["peak_rss_mib"] ?? "?") MiB | >= 200k/s, < 50 MiB |")
+
+if let jsonPath = option("--json") {
+    var out = JSONObject()
+    out.add("batched_raw_per_second", a[0].rate)
+    out.add("batched_edgebuf_per_second", a[1].rate)
+    out.add("batched_ratio", ratioA)
+    out.add("concurrent_raw_fsync_per_second", b[0].rate)
+    out.add("concurrent_edgebuf_per_second", b[1].rate)
+    out.add("concurrent_ratio", ratioB)
+    out.add("jsonl_per_second", c[0].rate)
+    out.add("jsonl_peak_rss_mib", Double(c[0].extra["peak_rss_mib"] ?? "0") ?? 0)
+    try out.json.write(toFile: jsonPath, atomically: true, encoding: .utf8)
+}

@@ -1,0 +1,18 @@
+/// An IoTDA device secret. It never prints: `description`, `debugDescription`, string
+/// interpolation, `dump` and `Mirror` all show `<redacted>` or nothing, so a secret cannot
+/// reach a log line, an error or the audit table by accident.
+public struct DeviceSecret: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    /// The secret itself; only the HMAC computation reads it.
+    let value: String
+
+    public init(_ value: String) {
+        self.value = value
+    }
+
+    /// Whether the secret is empty (a configuration mistake worth reporting, without the value).
+    public var isEmpty: Bool { value.isEmpty }
+
+    public var description: String { "<redacted>" }
+    public var debugDescription: String { "DeviceSecret(<redacted>)" }
+    public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
+}

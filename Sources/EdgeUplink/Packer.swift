@@ -1,0 +1,165 @@
+import EdgeStore
+
+/// Packs outbox records into platform requests, computing each body's size exactly as it goes
+/// so that no request exceeds the body limit or the child-device limit.
+///
+/// - Properties of one device merge into one `{"services":[...]}` body.
+/// - Messages go one per request, the payload as the body.
+/// - Child properties of one gateway merge into `{"devices":[{"device_id":c,"services":[...]},...]}`,
+///   the records of one child under one device entry, at most `maxChildrenPerRequest` children.
+/// - Measurements merge into `{"measurements":[...]}` whatever their source.
+///
+/// Order: each device's records go out in id order. Records of one group (kind and device,
+/// or all measurements) fill one request at a time, in id order, so a later record of a device
+/// never lands in an earlier request than an earlier record of it; requests are returned
+/// oldest first (by their oldest record). The packer sees only the window it is given, so its
+/// memory is bounded by the window, not by the backlog.
+public struct Packer: Sendable {
+    /// The limits a request must respect.
+    public struct Limits: Sendable, Equatable {
+        /// The largest body, in bytes. IoTDA: 1 MB, counted as 1,048,576 bytes.
+        public var maxBodyBytes: Int
+        /// The most distinct child devices in one gateway request. IoTDA HTTPS: 50.
+        public var maxChildrenPerRequest: Int
+
+        public init(maxBodyBytes: Int = 1_048_576, maxChildrenPerRequest: Int = 50) {
+            self.maxBodyBytes = maxBodyBytes
+            self.maxChildrenPerRequest = maxChildrenPerRequest
+        }
+    }
+
+    /// What `pack` makes of a window of records.
+    public struct Result: Sendable, Equatable {
+        /// Requests in send order (oldest record first).
+        public var requests: [UplinkRequest]
+        /// Records whose request body would exceed the limit even alone (enqueue should have
+        /// refused them): dead-letter them with `Packer.oversizeReason`.
+        public var oversized: [StoredRecord]
+    }
+
+    public let limits: Limits
+
+    public init(limits: Limits = Limits()) {
+        self.limits = limits
+    }
+
+    /// Packs `records` (one class, in drain order: oldest first).
+    public func pack(_ records: [StoredRecord]) -> Result {
+        let maxChildren = max(1, limits.maxChildrenPerRequest)
+        // Stable sort by id: the drain order is already this; this only guards the invariant.
+        let ordered = records.enumerated().sorted { ($0.element.id, $0.offset) < ($1.element.id, $1.offset) }.map(\.element)
+        var open: [GroupKey: OpenRequest] = [:]
+        var closed: [UplinkRequest] = []
+        var oversized: [StoredRecord] = []
+
+        for record in ordered {
+            if record.singleRecordBodyBytes > limits.maxBodyBytes {
+                oversized.append(record)
+                continue
+            }
+            let key = GroupKey(record)
+            if record.kind == .message {
+                closed.append(UplinkRequest(records: [record]))
+                continue
+            }
+            if var current = open[key] {
+                if current.adding(record, maxChildren: maxChildren).map({ $0 <= limits.maxBodyBytes }) == true {
+                    current.add(record)
+                    open[key] = current
+                    continue
+                }
+                closed.append(current.build())
+            }
+            var fresh = OpenRequest(kind: record.kind)
+            fresh.add(record)
+            open[key] = fresh
+        }
+        closed.append(contentsOf: open.values.map { $0.build() })
+        // Oldest first. Within one group the first ids already ascend, so per-device order holds.
+        closed.sort { $0.firstID < $1.firstID }
+        return Result(requests: closed, oversized: oversized)
+    }
+
+    /// Halves a request's records (first half first, in body order) and rebuilds both bodies.
+    /// Nil for a request of one record. Each half is no larger than the original, in bytes
+    /// and in children.
+    public func split(_ request: UplinkRequest) -> (UplinkRequest, UplinkRequest)? {
+        Self.split(request)
+    }
+
+    /// See `split(_:)`.
+    public static func split(_ request: UplinkRequest) -> (UplinkRequest, UplinkRequest)? {
+        guard request.records.count > 1 else { return nil }
+        let middle = request.records.count / 2
+        return (UplinkRequest(records: Array(request.records[..<middle])),
+                UplinkRequest(records: Array(request.records[middle...])))
+    }
+
+    /// Why an oversized record is dead-lettered.
+    public func oversizeReason(_ record: StoredRecord) -> RejectionReason {
+        RejectionReason(reason: "too large: a request carrying this record alone would be \(record.singleRecordBodyBytes) bytes, over the limit of \(limits.maxBodyBytes) bytes")
+    }
+}
+
+extension Packer {
+    /// Records that may share a request.
+    struct GroupKey: Hashable {
+        let kind: RecordKind
+        let recordClass: RecordClass
+        let target: String
+
+        init(_ record: StoredRecord) {
+            kind = record.kind
+            recordClass = record.recordClass
+            target = record.kind == .measurement ? "" : record.target
+        }
+    }
+
+    /// A request being filled, with its exact body size so far.
+    struct OpenRequest {
+        let kind: RecordKind
+        var records: [StoredRecord] = []
+        var bodyBytes: Int
+        var children: Set<String> = []
+
+        init(kind: RecordKind) {
+            self.kind = kind
+            switch kind {
+            case .property: bodyBytes = RecordKind.servicesPrefix.count + RecordKind.arraySuffix.count
+            case .measurement: bodyBytes = RecordKind.measurementsPrefix.count + RecordKind.arraySuffix.count
+            case .childProperty: bodyBytes = RecordKind.devicesPrefix.count + RecordKind.arraySuffix.count
+            case .message: bodyBytes = 0
+            }
+        }
+
+        /// The body size with `record` added, or nil if it would exceed the child limit.
+        func adding(_ record: StoredRecord, maxChildren: Int) -> Int? {
+            switch kind {
+            case .message:
+                return records.isEmpty ? record.payload.count : nil
+            case .property, .measurement:
+                return bodyBytes + (records.isEmpty ? 0 : 1) + record.payload.count
+            case .childProperty:
+                let child = record.child ?? ""
+                if children.contains(child) {
+                    return bodyBytes + 1 + record.payload.count  // "," inside the child's services
+                }
+                guard children.count < maxChildren else { return nil }
+                return bodyBytes + (children.isEmpty ? 0 : 1) + RecordKind.childHeader(child).count
+                    + record.payload.count + RecordKind.childFooter.count
+            }
+        }
+
+        mutating func add(_ record: StoredRecord) {
+            bodyBytes = adding(record, maxChildren: .max)!
+            records.append(record)
+            if kind == .childProperty { children.insert(record.child ?? "") }
+        }
+
+        func build() -> UplinkRequest {
+            let request = UplinkRequest(records: records)
+            assert(request.body.count == bodyBytes, "packer size prediction \(bodyBytes) != body \(request.body.count)")
+            return request
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import EdgeUplink
+import Testing
+
+@Suite struct BackoffTests {
+    @Test func ceilingsDoubleFromOneSecondUpToFiveMinutes() {
+        let backoff = Backoff()
+        #expect((0..<12).map { backoff.ceiling(afterFailures: $0) }
+            == [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300].map { Duration.seconds($0) })
+        #expect(backoff.ceiling(afterFailures: 10_000) == .seconds(300))  // no overflow
+    }
+
+    @Test(arguments: [UInt64(1), 2, 3, 42, 1234])
+    func jitterStaysWithinZeroAndTheCeiling(seed: UInt64) {
+        var backoff = Backoff(random: SplitMix64(seed: seed))
+        var delays: [Duration] = []
+        for failures in 0..<40 {
+            let delay = backoff.nextDelay()
+            #expect(delay >= .zero && delay <= backoff.ceiling(afterFailures: failures))
+            delays.append(delay)
+        }
+        // Full jitter: the capped delays are spread out, not all at the ceiling.
+        let capped = delays.suffix(30).map { seconds($0) }
+        #expect(Set(capped).count == 30)
+        #expect(capped.min()! < 150 && capped.max()! > 150)
+    }
+
+    @Test func theRandomSourceIsInjected() {
+        var low = Backoff(random: FixedRandom(value: 0))
+        var high = Backoff(random: FixedRandom(value: .max))
+        #expect(low.nextDelay() == .zero)
+        let top = seconds(high.nextDelay())
+        #expect(top < 1 && top > 0.999_999)
+        // Same seed, same delays.
+        var a = Backoff(random: SplitMix64(seed: 9))
+        var b = Backoff(random: SplitMix64(seed: 9))
+        #expect((0..<10).map { _ in a.nextDelay() } == (0..<10).map { _ in b.nextDelay() })
+    }
+
+    @Test func retryAfterIsAFloorAndResetStartsOver() {
+        var backoff = Backoff(random: FixedRandom(value: 0))
+        #expect(backoff.nextDelay(retryAfter: .seconds(30)) == .seconds(30))
+        // Above the cap too: the server's word wins.
+        #expect(backoff.nextDelay(retryAfter: .seconds(900)) == .seconds(900))
+        var high = Backoff(random: FixedRandom(value: .max))
+        for _ in 0..<5 { _ = high.nextDelay() }
+        #expect(high.failures == 5)
+        #expect(high.nextDelay(retryAfter: .seconds(1)) > .seconds(31))  // jitter above Retry-After
+        high.reset()
+        #expect(high.failures == 0)
+        #expect(high.nextDelay() < .seconds(1))
+    }
+
+    @Test func unauthorizedUsesTheLongDelay() {
+        let backoff = Backoff(policy: Backoff.Policy(unauthorized: .seconds(900)))
+        #expect(backoff.unauthorizedDelay() == .seconds(900))
+        #expect(backoff.unauthorizedDelay(retryAfter: .seconds(3600)) == .seconds(3600))
+    }
+}

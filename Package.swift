@@ -45,7 +45,8 @@ let package = Package(
         ),
         .target(
             name: "EdgeTransport",
-            dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")],
+            exclude: ["README.md"]
         ),
         .target(
             name: "EdgeUplink",

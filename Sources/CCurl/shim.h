@@ -3,4 +3,73 @@
 
 #include <curl/curl.h>
 
+// curl_easy_setopt and curl_easy_getinfo are C variadics, which Swift cannot call
+// ("Variadic function is unavailable"). Each wrapper below fixes one argument type, so the
+// compiler checks what Swift passes and libcurl receives exactly the type it reads with va_arg.
+
+// Options that take a `long` (flags, timeouts in ms, enum values such as CURL_SSLVERSION_*).
+static inline CURLcode ccurl_setopt_long(CURL *handle, CURLoption option, long value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+// Options with the _LARGE suffix take a curl_off_t, which need not be the size of a long.
+static inline CURLcode ccurl_setopt_off_t(CURL *handle, CURLoption option, curl_off_t value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+// Options that take a C string; libcurl copies strings (except POSTFIELDS), NULL resets.
+static inline CURLcode ccurl_setopt_string(CURL *handle, CURLoption option, const char *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+// Options that take an untyped pointer (userdata, POSTFIELDS, ERRORBUFFER); NULL resets.
+static inline CURLcode ccurl_setopt_pointer(CURL *handle, CURLoption option, void *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+// Options that take a header list (HTTPHEADER); the list must outlive the transfer.
+static inline CURLcode ccurl_setopt_slist(CURL *handle, CURLoption option, struct curl_slist *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+// CURLOPT_WRITEFUNCTION with a typed function pointer, so Swift passes a @convention(c) function.
+static inline CURLcode ccurl_setopt_write_function(CURL *handle, curl_write_callback callback) {
+    return curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, callback);
+}
+
+// CURLOPT_HEADERFUNCTION has the same C signature as the write callback.
+static inline CURLcode ccurl_setopt_header_function(CURL *handle, curl_write_callback callback) {
+    return curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, callback);
+}
+
+// CURLOPT_XFERINFOFUNCTION (progress callback, used to abort a transfer on cancellation).
+static inline CURLcode ccurl_setopt_xferinfo_function(CURL *handle, curl_xferinfo_callback callback) {
+    return curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, callback);
+}
+
+// CURLINFO_* of type long (response code, number of connects, request size).
+static inline CURLcode ccurl_getinfo_long(CURL *handle, CURLINFO info, long *out) {
+    return curl_easy_getinfo(handle, info, out);
+}
+
+// CURLINFO_*_T of type curl_off_t (times in microseconds, byte counts).
+static inline CURLcode ccurl_getinfo_off_t(CURL *handle, CURLINFO info, curl_off_t *out) {
+    return curl_easy_getinfo(handle, info, out);
+}
+
+// CURLINFO_* of type char * (the string belongs to the handle; copy it before the next call).
+static inline CURLcode ccurl_getinfo_string(CURL *handle, CURLINFO info, char **out) {
+    return curl_easy_getinfo(handle, info, out);
+}
+
+// CURLINFO_CERTINFO hands out a struct curl_certinfo * (one slist of "Key:Value" per cert).
+static inline CURLcode ccurl_getinfo_certinfo(CURL *handle, struct curl_certinfo **out) {
+    return curl_easy_getinfo(handle, CURLINFO_CERTINFO, out);
+}
+
+// CURLVERSION_NOW is a macro over an enum constant that Swift does not import.
+static inline curl_version_info_data *ccurl_version_info(void) {
+    return curl_version_info(CURLVERSION_NOW);
+}
+
 #endif

@@ -1,0 +1,107 @@
+import CCurl
+
+/// What one transfer accumulates: the body and header lines, bounded in size, plus the
+/// cancellation flag. libcurl hands it back to the global callbacks below through the
+/// userdata pointer (WRITEDATA, HEADERDATA, XFERINFODATA) as an unretained `Unmanaged`;
+/// `HTTPConnection.perform` keeps it alive with `withExtendedLifetime`.
+final class TransferState {
+    let maximumBodyBytes: Int
+    let maximumHeaderBytes: Int
+    let cancellation: CancellationFlag
+
+    private(set) var body: [UInt8] = []
+    private(set) var headers: [(name: String, value: String)] = []
+    private var headerBytes = 0
+    /// A callback refused data because a limit was hit (so curl 23 means "too large").
+    private(set) var sizeLimitHit = false
+
+    init(maximumBodyBytes: Int, maximumHeaderBytes: Int, cancellation: CancellationFlag) {
+        self.maximumBodyBytes = maximumBodyBytes
+        self.maximumHeaderBytes = maximumHeaderBytes
+        self.cancellation = cancellation
+    }
+
+    /// Appends body bytes; false (abort) when the body would exceed the limit.
+    func appendBody(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard body.count + bytes.count <= maximumBodyBytes else {
+            sizeLimitHit = true
+            return false
+        }
+        body.append(contentsOf: bytes)
+        return true
+    }
+
+    /// Takes one header line as libcurl delivers it (status line, fields, the blank line).
+    func appendHeaderLine(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        headerBytes += bytes.count
+        guard headerBytes <= maximumHeaderBytes else {
+            sizeLimitHit = true
+            return false
+        }
+        // Trim CR/LF as bytes: in a Swift String "\r\n" is one Character, so hasSuffix("\n") misses it.
+        var end = bytes.count
+        while end > 0, bytes[end - 1] == 10 || bytes[end - 1] == 13 { end -= 1 }
+        let line = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[..<end]), as: UTF8.self)
+        if line.hasPrefix("HTTP/") {
+            // A new status line: a 1xx interim or a proxy's CONNECT answer came before.
+            // Only the final response's fields are kept.
+            headers.removeAll()
+        } else if line.first == " " || line.first == "\t" {
+            // obs-fold continuation (RFC 9112 5.2): belongs to the previous field.
+            if !headers.isEmpty {
+                headers[headers.count - 1].value += " " + line.trimmingWhitespace()
+            }
+        } else if let colon = line.firstIndex(of: ":") {
+            let name = String(line[..<colon])
+            let value = String(line[line.index(after: colon)...]).trimmingWhitespace()
+            headers.append((name: name, value: value))
+        }
+        return true
+    }
+}
+
+private extension String {
+    func trimmingWhitespace() -> String {
+        var scalars = Substring(self)
+        while let first = scalars.first, first == " " || first == "\t" { scalars.removeFirst() }
+        while let last = scalars.last, last == " " || last == "\t" { scalars.removeLast() }
+        return String(scalars)
+    }
+}
+
+// libcurl calls these C function pointers; they cannot capture context, so the state comes
+// in through `userdata`. Returning a count other than `size * count` aborts the transfer
+// with CURLE_WRITE_ERROR (23); a non-zero xferinfo result with CURLE_ABORTED_BY_CALLBACK (42).
+
+/// CURLOPT_WRITEFUNCTION: body bytes.
+func edgeTransportWriteBody(
+    _ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ userdata: UnsafeMutableRawPointer?
+) -> Int {
+    guard let userdata else { return 0 }
+    let state = Unmanaged<TransferState>.fromOpaque(userdata).takeUnretainedValue()
+    let length = size * count
+    guard length > 0, let data else { return length }
+    return state.appendBody(UnsafeRawBufferPointer(start: data, count: length)) ? length : 0
+}
+
+/// CURLOPT_HEADERFUNCTION: one complete header line per call.
+func edgeTransportWriteHeader(
+    _ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ userdata: UnsafeMutableRawPointer?
+) -> Int {
+    guard let userdata else { return 0 }
+    let state = Unmanaged<TransferState>.fromOpaque(userdata).takeUnretainedValue()
+    let length = size * count
+    guard length > 0, let data else { return length }
+    return state.appendHeaderLine(UnsafeRawBufferPointer(start: data, count: length)) ? length : 0
+}
+
+/// CURLOPT_XFERINFOFUNCTION: called often during a transfer and about once a second when
+/// idle; aborts the transfer once the request is cancelled.
+func edgeTransportTransferInfo(
+    _ userdata: UnsafeMutableRawPointer?, _ downloadTotal: curl_off_t, _ downloadNow: curl_off_t,
+    _ uploadTotal: curl_off_t, _ uploadNow: curl_off_t
+) -> Int32 {
+    guard let userdata else { return 0 }
+    let state = Unmanaged<TransferState>.fromOpaque(userdata).takeUnretainedValue()
+    return state.cancellation.isCancelled ? 1 : 0
+}

@@ -1,0 +1,128 @@
+import EdgeTransport
+import Foundation
+import Logging
+import Testing
+
+/// Network failures against real sockets, and how they are classified.
+@Suite struct FailureClassificationTests {
+    let logger = Logger(label: "edgebuf.tests.transport")
+
+    @Test func connectionRefusedIsATransientConnectFailure() async throws {
+        let pki = try TestPKI.shared()
+        let closedPort = try BoundSocket() // bound, not listening: connecting is refused
+        let client = try HTTPClient(configuration: testConfiguration(pki), logger: logger)
+        let error = try #require(await transportError {
+            try await client.send(HTTPRequest(url: "https://127.0.0.1:\(closedPort.port)/"))
+        })
+        #expect(error.kind == .connectFailed)
+        #expect(error.curlCode == 7)
+        #expect(error.isTransient)
+        #expect(error.label == "connect_failed")
+        await client.shutdown()
+    }
+
+    @Test func unansweredRequestTimesOutWithinTheConfiguredTime() async throws {
+        let server = try await TestServer.start()
+        defer { server.stop() }
+        let client = try HTTPClient(
+            configuration: testConfiguration(server.pki) { $0.requestTimeout = .seconds(1) }, logger: logger)
+        let started = ContinuousClock.now
+        let error = try #require(await transportError { try await client.send(HTTPRequest(url: server.url("/hang"))) })
+        let elapsed = ContinuousClock.now - started
+        #expect(error.kind == .timedOut)
+        #expect(error.curlCode == 28)
+        #expect(error.isTransient)
+        #expect(elapsed >= .milliseconds(900))
+        #expect(elapsed < .seconds(4))
+        await client.shutdown()
+    }
+
+    @Test func perRequestTimeoutOverridesTheConfiguration() async throws {
+        let server = try await TestServer.start()
+        defer { server.stop() }
+        let client = try HTTPClient(configuration: testConfiguration(server.pki), logger: logger) // 15 s
+        let started = ContinuousClock.now
+        let error = await transportError {
+            try await client.send(HTTPRequest(url: server.url("/hang"), timeout: .milliseconds(500)))
+        }
+        #expect(error?.kind == .timedOut)
+        #expect(ContinuousClock.now - started < .seconds(4))
+        await client.shutdown()
+    }
+
+    @Test func serverClosingWithoutAnswerIsConnectionClosed() async throws {
+        let server = try await TestServer.start()
+        defer { server.stop() }
+        let client = try HTTPClient(configuration: testConfiguration(server.pki), logger: logger)
+        let error = try #require(await transportError { try await client.send(HTTPRequest(url: server.url("/close"))) })
+        #expect(error.kind == .connectionClosed)
+        #expect(error.curlCode == 52)
+        #expect(error.isTransient)
+        // The client recovers on a fresh connection.
+        let response = try await client.send(HTTPRequest(url: server.url("/echo")))
+        #expect(response.status == 200)
+        #expect(response.newConnection)
+        await client.shutdown()
+    }
+
+    @Test func cancellingTheTaskAbortsAHangingRequestQuickly() async throws {
+        let server = try await TestServer.start()
+        defer { server.stop() }
+        let client = try HTTPClient(configuration: testConfiguration(server.pki) { $0.requestTimeout = .seconds(30) }, logger: logger)
+        let task = Task { try await client.send(HTTPRequest(url: server.url("/hang"))) }
+        _ = try await server.process.line(startingWith: "hang") // the request is in flight
+        let cancelled = ContinuousClock.now
+        task.cancel()
+        let error = await transportError { try await task.value }
+        let elapsed = ContinuousClock.now - cancelled
+        #expect(error?.kind == .cancelled)
+        #expect(error?.curlCode == 42)
+        #expect(error?.isTransient == false)
+        // libcurl polls the progress callback about once a second while idle.
+        #expect(elapsed < .seconds(3))
+        // The connection was really dropped, not left hanging.
+        _ = try await server.process.line(startingWith: "hang-end", within: .seconds(5))
+        // And the client is still usable.
+        #expect(try await client.send(HTTPRequest(url: server.url("/echo"))).status == 200)
+        await client.shutdown()
+    }
+
+    @Test func cancellingAQueuedRequestFailsItWithoutWaitingForTheRunningOne() async throws {
+        let server = try await TestServer.start()
+        defer { server.stop() }
+        let client = try HTTPClient(configuration: testConfiguration(server.pki) { $0.requestTimeout = .seconds(30) }, logger: logger)
+        let running = Task { try await client.send(HTTPRequest(url: server.url("/hang"))) }
+        _ = try await server.process.line(startingWith: "hang")
+        let queued = Task { try await client.send(HTTPRequest(url: server.url("/echo"))) }
+        try await Task.sleep(for: .milliseconds(50)) // let it reach the queue
+        queued.cancel()
+        let queuedError = await transportError { try await queued.value }
+        #expect(queuedError?.kind == .cancelled)
+        #expect(queuedError?.curlCode == nil) // never reached libcurl
+        running.cancel()
+        #expect(await transportError { try await running.value }?.kind == .cancelled)
+        #expect(server.requests.count == 1) // only /hang
+        await client.shutdown()
+    }
+
+    @Test func sendAfterShutdownFails() async throws {
+        let pki = try TestPKI.shared()
+        let client = try HTTPClient(configuration: testConfiguration(pki), logger: logger)
+        await client.shutdown()
+        let error = await transportError { try await client.send(HTTPRequest(url: "https://127.0.0.1:1/")) }
+        #expect(error?.kind == .shutDown)
+    }
+
+    @Test func proxyRefusingTheTunnelIsAProxyFailure() async throws {
+        let proxy = try await TestServer.start(.refusingProxy(status: 407))
+        defer { proxy.stop() }
+        let client = try HTTPClient(
+            configuration: testConfiguration(proxy.pki) { $0.proxy = "http://127.0.0.1:\(proxy.port)" }, logger: logger)
+        let error = try #require(await transportError { try await client.send(HTTPRequest(url: "https://127.0.0.1:9/x")) })
+        #expect(error.kind == .proxyFailed)
+        #expect(error.proxyStatus == 407)
+        #expect(!error.isTransient)
+        #expect(proxy.process.lines.contains("connect 127.0.0.1:9"))
+        await client.shutdown()
+    }
+}

@@ -78,5 +78,6 @@ let package = Package(
         .testTarget(name: "EdgeTransportTests", dependencies: ["EdgeTransport"]),
         .testTarget(name: "EdgeUplinkTests", dependencies: ["EdgeUplink", "EdgeBuffer", "EdgeStore"]),
         .testTarget(name: "CLITests", dependencies: ["edgebuf", "EdgeStore", "TestSupport"]),
+        .testTarget(name: "UplinkIntegrationTests", dependencies: ["edgebuf", "EdgeStore", "TestSupport"]),
     ]
 )

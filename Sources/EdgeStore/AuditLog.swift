@@ -121,14 +121,5 @@ public final class AuditLog {
         AuditEntry(seq: stmt.int64(0), at: stmt.int64(1), event: stmt.text(2), detail: stmt.text(3), hash: stmt.blob(4))
     }
 
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef")
-        var out = ""
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xf)])
-        }
-        return out
-    }
+    static func hex(_ bytes: [UInt8]) -> String { Hex.encode(bytes) }
 }

@@ -215,9 +215,11 @@ public final class OutboxStore {
 
     // MARK: Reading
 
-    /// Records of one class in id order, starting after `afterID`.
-    public func records(of cls: RecordClass, afterID: Int64 = 0, limit: Int) throws -> [StoredRecord] {
-        let stmt = try db.cached("SELECT \(Self.columns) FROM outbox WHERE class = ? AND id > ? ORDER BY id LIMIT ?")
+    /// Records of one class in id order, starting after `afterID`; only the given kinds when
+    /// `kinds` is not nil (an uplink sends only its platform's kinds).
+    public func records(of cls: RecordClass, afterID: Int64 = 0, limit: Int, kinds: [RecordKind]? = nil) throws -> [StoredRecord] {
+        let filter = kinds.map { " AND kind IN (\($0.map { "'\($0.rawValue)'" }.joined(separator: ",")))" } ?? ""
+        let stmt = try db.cached("SELECT \(Self.columns) FROM outbox WHERE class = ? AND id > ?\(filter) ORDER BY id LIMIT ?")
         try stmt.bind(cls.rawValue, at: 1)
         try stmt.bind(afterID, at: 2)
         try stmt.bind(limit, at: 3)

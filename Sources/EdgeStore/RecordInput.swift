@@ -116,10 +116,7 @@ public struct RecordInput: Sendable {
         hasher.update(data: Array(device.utf8) + [0] + Array(name.utf8) + [0])
         hasher.update(data: content)
         withUnsafeBytes(of: enqueuedAt.bigEndian) { hasher.update(bufferPointer: $0) }
-        return hasher.finalize().prefix(16).map { byte in
-            let digits = Array("0123456789abcdef")
-            return String([digits[Int(byte >> 4)], digits[Int(byte & 0xf)]])
-        }.joined()
+        return Hex.encode(hasher.finalize().prefix(16))
     }
 
     static func recordClass(_ name: String?) throws(ValidationError) -> RecordClass {

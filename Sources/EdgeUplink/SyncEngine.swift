@@ -1,1 +1,302 @@
-public enum EdgeUplinkPlaceholder {}
+import EdgeBuffer
+import EdgeStore
+import EdgeTransport
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Drains the outbox to the platform: reads a window of records in drain order, packs them,
+/// and lets `SyncStateMachine` decide what to send and what each answer means. Every store
+/// change (delete after a 2xx, dead-letter) commits together with its request's audit row.
+///
+/// A Service: `run()` returns on graceful shutdown or cancellation; a request in flight is
+/// abandoned (curl aborts it) and nothing is deleted for it, so it is sent again next time.
+public actor SyncEngine: Service {
+    public let configuration: UplinkConfiguration
+    let databasePath: String
+    let databaseOptions: DatabaseOptions
+    let logger: Logger
+    let wake: WakeSignal
+    let client: HTTPClient
+    let packer: Packer
+    private var machine: SyncStateMachine<ContinuousClock.Instant>
+    private var connection: Connection?
+    private let clock = ContinuousClock()
+    /// Wall-clock ms of the last delivery, for status.
+    private var lastSuccessAt: Int64?
+    private var lastErrorText: String?
+    private var delivered: Int64 = 0
+    private var deliveredBytes: Int64 = 0
+    private var stopReason: String?
+
+    /// Counters a caller (flush) can read.
+    public struct Progress: Sendable {
+        public var deliveredRecords: Int64
+        public var deliveredBytes: Int64
+        public var phase: String
+        public var lastError: String?
+    }
+
+    public init(configuration: UplinkConfiguration, databasePath: String, databaseOptions: DatabaseOptions,
+                wake: WakeSignal = WakeSignal(), logger: Logger) throws {
+        self.configuration = configuration
+        self.databasePath = databasePath
+        self.databaseOptions = databaseOptions
+        self.logger = logger
+        self.wake = wake
+        self.client = try HTTPClient(configuration: configuration.transport, logger: logger)
+        self.packer = Packer(limits: configuration.limits)
+        self.machine = SyncStateMachine(configuration: configuration.sync, random: SystemRandomNumberGenerator())
+    }
+
+    /// The kinds this uplink's platform carries; other kinds stay in the outbox.
+    var kinds: [RecordKind] { RecordKind.allCases.filter { Platform(for: $0) == configuration.platform } }
+
+    public func progress() -> Progress {
+        Progress(deliveredRecords: delivered, deliveredBytes: deliveredBytes,
+                 phase: machine.status(now: clock.now).phase.name, lastError: lastErrorText)
+    }
+
+    /// Runs until cancelled or shut down gracefully.
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await self.loop(untilEmpty: false)
+        }
+        await client.shutdown()
+    }
+
+    /// Drains until the outbox holds none of this platform's records; returns true then, or
+    /// false when cancelled first.
+    public func drain() async throws -> Bool {
+        let emptied = try await loop(untilEmpty: true)
+        await client.shutdown()
+        return emptied
+    }
+
+    private func db() throws -> Connection {
+        if let connection { return connection }
+        let opened = try Database.open(path: databasePath, options: databaseOptions)
+        connection = opened
+        return opened
+    }
+
+    @discardableResult
+    private func loop(untilEmpty: Bool) async throws -> Bool {
+        wake.watch(databasePath: databasePath)
+        defer { wake.stop() }
+        logger.info("uplink started", metadata: ["edgebuf.uplink.platform": "\(configuration.platform.rawValue)"])
+        while !Task.isCancelled {
+            let step = machine.nextStep(now: clock.now)
+            switch step {
+            case .needRecords:
+                let window = try readWindow()
+                if window.isEmpty {
+                    try saveState()
+                    if untilEmpty { return true }
+                    // Idle: sleep until an enqueue (here or in another process) wakes us. The
+                    // timeout is only a safety net, not how new records are found.
+                    await wake.wait(timeout: .seconds(30))
+                    continue
+                }
+                let packed = packer.pack(window)
+                if !packed.oversized.isEmpty { try deadLetterOversized(packed.oversized) }
+                machine.enqueue(packed.requests)
+            case .authenticate(let deviceID):
+                try await authenticate(deviceID)
+            case .send(let request, let attempt, let token):
+                try await send(request, attempt: attempt, token: token)
+            case .wait(let until):
+                try saveState()
+                try? await clock.sleep(until: until)
+            case .busy:
+                await Task.yield()
+            }
+        }
+        try? saveState()
+        return false
+    }
+
+    /// The oldest records of the most urgent class that has any, at most a window.
+    private func readWindow() throws -> [StoredRecord] {
+        let store = OutboxStore(try db())
+        for cls in RecordClass.allCases {
+            let records = try store.records(of: cls, limit: configuration.windowRecords, kinds: kinds)
+            if !records.isEmpty { return records }
+        }
+        return []
+    }
+
+    private func deadLetterOversized(_ records: [StoredRecord]) throws {
+        let db = try db()
+        try db.transaction {
+            for record in records {
+                try DeadLetterStore(db).deadLetter(ids: [record.id], because: packer.oversizeReason(record), now: Timestamp.nowMilliseconds())
+            }
+        }
+    }
+
+    // MARK: Authentication (IoTDA)
+
+    private func authenticate(_ deviceID: String) async throws {
+        guard deviceID == configuration.deviceID, let secret = configuration.secret else {
+            // No credentials for this device: its records cannot be sent by this configuration.
+            let result = ExchangeResult.response(PlatformResponse(status: 401, body: Array(#"{"error_code":"IOTDA.000002","error_msg":"no secret configured for this device"}"#.utf8)))
+            apply(machine.authenticationFailed(deviceID: deviceID, result: result, now: clock.now))
+            lastErrorText = "no credentials configured for device \(deviceID): set [uplink] device_id and secret"
+            return
+        }
+        let auth = IoTDAAuth.request(deviceID: deviceID, secret: secret, signType: configuration.signType, now: Timestamp.nowMilliseconds())
+        let request = HTTPRequest(method: .post, url: configuration.url + auth.path, headers: auth.headers, body: auth.body)
+        let started = clock.now
+        let result = await exchange(request)
+        var detail = JSONObject()
+        detail.add("platform", configuration.platform.rawValue)
+        detail.add("path", auth.path)
+        detail.add("device_id", deviceID)
+        if case .response(let response) = result {
+            detail.add("http_status", response.status)
+            if response.status == 200, let token = try? IoTDAAuth.parseAnswer(response.body) {
+                detail.add("outcome", "authenticated")
+                apply(machine.authenticated(deviceID: deviceID, token: token, now: clock.now))
+                try audit("authenticated", detail, started: started)
+                return
+            }
+        }
+        detail.add("outcome", "failed")
+        let actions = machine.authenticationFailed(deviceID: deviceID, result: result, now: clock.now)
+        lastErrorText = "authentication of \(deviceID) failed: \(Self.summary(result))"
+        logger.warning("uplink authentication failed", metadata: ["edgebuf.uplink.error": "\(lastErrorText ?? "")"])
+        apply(actions)
+        try audit("authentication_failed", detail, started: started)
+    }
+
+    private func audit(_ event: String, _ detail: JSONObject, started: ContinuousClock.Instant) throws {
+        var detail = detail
+        detail.add("duration_ms", Self.milliseconds(clock.now - started))
+        let db = try db()
+        try db.transaction { try AuditLog(db).append(event, detail) }
+    }
+
+    // MARK: Sending
+
+    private func send(_ request: UplinkRequest, attempt: Int, token: AccessToken?) async throws {
+        var headers = request.platform.headers(accessToken: token)
+        if request.platform == .cumulocity, let user = configuration.username, let password = configuration.password {
+            let credentials = Data("\(user):\(password.value)".utf8).base64EncodedString()
+            headers.append(("Authorization", "Basic \(credentials)"))
+        }
+        let http = HTTPRequest(method: .post, url: configuration.url + request.path, headers: headers, body: request.body)
+        let started = clock.now
+        let result = await exchange(http)
+        if Task.isCancelled { return }  // abandoned: nothing deleted, the records go again next time
+        guard let decision = machine.requestFinished(request, result: result, attempt: attempt, now: clock.now) else { return }
+        try commit(decision, request: request, duration: clock.now - started)
+        apply(decision.actions)
+    }
+
+    /// Applies the store actions and writes the request's audit row, in one transaction.
+    private func commit(_ decision: SyncDecision, request: UplinkRequest, duration: Duration) throws {
+        let db = try db()
+        let now = Timestamp.nowMilliseconds()
+        let outcome = decision.outcome
+        var detail = JSONObject()
+        detail.add("platform", request.platform.rawValue)
+        detail.add("path", request.path)
+        detail.add("records", request.recordIDs.count)
+        detail.add("first_id", request.recordIDs.first)
+        detail.add("last_id", request.recordIDs.last)
+        detail.add("body_bytes", request.body.count)
+        detail.add("body_sha256", Self.sha256Hex(request.body))
+        detail.add("http_status", outcome.httpStatus)
+        detail.add("error_code", outcome.errorCode)
+        detail.add("duration_ms", Self.milliseconds(duration))
+        detail.add("outcome", outcome.result.rawValue)
+        detail.add("attempt", outcome.attempt)
+        if outcome.result != .delivered { detail.add("detail", outcome.detail) }
+        try db.transaction {
+            for action in decision.actions {
+                switch action {
+                case .delete(let ids):
+                    try OutboxStore(db).remove(ids: ids)
+                case .deadLetter(let ids, let reason), .deadLetterChild(_, let ids, let reason):
+                    try DeadLetterStore(db).deadLetter(ids: ids, because: reason, now: now)
+                default:
+                    break
+                }
+            }
+            try AuditLog(db).append("request", detail, at: now)
+            try writeState(db, now: now)
+        }
+        if outcome.result == .delivered {
+            lastSuccessAt = now
+            delivered += Int64(request.recordIDs.count)
+            deliveredBytes += Int64(request.body.count)
+        } else if outcome.result == .retry {
+            lastErrorText = outcome.detail
+        }
+    }
+
+    /// Logs what the state machine decided (the store actions were committed already).
+    private func apply(_ actions: [SyncAction]) {
+        for action in actions {
+            switch action {
+            case .retryAfter(let delay):
+                logger.notice("uplink backing off", metadata: ["edgebuf.uplink.backoff_ms": "\(Self.milliseconds(delay))"])
+            case .unauthorized(let retryIn):
+                logger.error("uplink credentials refused; nothing is sent until they are fixed", metadata: ["edgebuf.uplink.retry_in_s": "\(retryIn.components.seconds)"])
+            case .slowDown(let rate):
+                logger.notice("uplink rate limited", metadata: ["edgebuf.uplink.requests_per_second": "\(rate)"])
+            default:
+                break
+            }
+        }
+    }
+
+    /// One HTTP exchange, mapped to what the state machine understands.
+    private func exchange(_ request: HTTPRequest) async -> ExchangeResult {
+        do {
+            let response = try await client.send(request)
+            return .response(PlatformResponse(status: response.status, retryAfter: response.retryAfter(), body: response.body))
+        } catch {
+            logger.warning("uplink transport failure", metadata: ["edgebuf.uplink.error": "\(error.label)"])
+            return .transportFailure(TransportFailure(reason: error.description, isTimeout: error.kind == .timedOut))
+        }
+    }
+
+    // MARK: Status
+
+    private func saveState() throws {
+        let db = try db()
+        try db.transaction { try writeState(db, now: Timestamp.nowMilliseconds()) }
+    }
+
+    private func writeState(_ db: Connection, now: Int64) throws {
+        let status = machine.status(now: clock.now)
+        var state = JSONObject()
+        state.add("platform", configuration.platform.rawValue)
+        state.add("phase", status.phase.name)
+        state.add("last_success", lastSuccessAt.map { Timestamp.format(milliseconds: $0) })
+        state.add("last_error", status.lastError ?? lastErrorText)
+        state.add("consecutive_failures", status.consecutiveFailures)
+        state.add("current_backoff_ms", status.currentBackoff.map { Self.milliseconds($0) })
+        state.add("delivered_records", delivered)
+        state.add("pid", Int(getpid()))
+        let stmt = try db.cached("INSERT INTO runtime_state (component, updated_at, state) VALUES ('uplink', ?, ?) ON CONFLICT(component) DO UPDATE SET updated_at = excluded.updated_at, state = excluded.state")
+        try stmt.bind(now, at: 1)
+        try stmt.bind(state.json, at: 2)
+        try stmt.run()
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    }
+
+    static func summary(_ result: ExchangeResult) -> String {
+        switch result {
+        case .response(let response): return "HTTP \(response.status)"
+        case .transportFailure(let failure): return failure.reason
+        }
+    }
+
+    static func sha256Hex(_ bytes: [UInt8]) -> String { Hex.sha256(bytes) }
+}

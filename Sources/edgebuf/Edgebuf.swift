@@ -1,5 +1,6 @@
 import ArgumentParser
 import EdgeBuffer
+import EdgeUplink
 
 @main
 struct Edgebuf: AsyncParsableCommand {
@@ -13,8 +14,8 @@ struct Edgebuf: AsyncParsableCommand {
             """,
         version: edgebufVersion,
         subcommands: [
-            InitCommand.self, EnqueueCommand.self, StatusCommand.self, OutboxCommand.self,
-            DeadLettersCommand.self, AuditCommand.self,
+            InitCommand.self, EnqueueCommand.self, RunCommand.self, FlushCommand.self, StatusCommand.self,
+            OutboxCommand.self, DeadLettersCommand.self, AuditCommand.self,
         ]
     )
 
@@ -24,5 +25,6 @@ struct Edgebuf: AsyncParsableCommand {
 
 /// Reads the sections other modules own, so `finish()` can name unknown keys in them.
 func readOtherSections(_ document: ConfigDocument) throws {
+    _ = try UplinkConfiguration(document: document)
     _ = try document.section("log")
 }

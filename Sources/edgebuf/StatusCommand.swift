@@ -34,6 +34,8 @@ struct StatusReport {
     var deadLetters = OutboxTotals()
     var auditHead: AuditEntry?
     var now: Int64 = 0
+    /// The uplink's last reported state (a JSON object) and when, if a daemon ever ran.
+    var uplink: (updatedAt: Int64, state: String)?
 
     static func collect(global: GlobalOptions) throws -> StatusReport {
         let db = try global.openConnection()
@@ -46,6 +48,8 @@ struct StatusReport {
             report.deadLetters = try DeadLetterStore(db).total()
             report.auditHead = try AuditLog(db).head()
             report.fileBytes = try db.scalarInt("PRAGMA page_count") * db.scalarInt("PRAGMA page_size")
+            let state = try db.prepare("SELECT updated_at, state FROM runtime_state WHERE component = 'uplink'")
+            if try state.step() { report.uplink = (state.int64(0), state.text(1)) }
         }
         return report
     }
@@ -86,6 +90,14 @@ struct StatusReport {
         audit.add("seq", auditHead?.seq ?? 0)
         audit.add("hash", auditHead?.hashHex)
         out.add("audit_head", rawJSON: Array(audit.json.utf8))
+        if let uplink {
+            var state = JSONObject()
+            state.add("updated_at", Timestamp.format(milliseconds: uplink.updatedAt))
+            state.add("state", rawJSON: Array(uplink.state.utf8))
+            out.add("uplink", rawJSON: Array(state.json.utf8))
+        } else {
+            out.add("uplink", nil as String?)
+        }
         return out.json
     }
 
@@ -102,6 +114,19 @@ struct StatusReport {
             lines.append("  \(label.padding(toLength: 26, withPad: " ", startingAt: 0)) \(String(row.records).leftPadded(9)) records  \(Self.size(row.bytes).leftPadded(10))")
         }
         lines.append("dead letters \(deadLetters.records) records, \(Self.size(deadLetters.bytes))")
+        if let uplink, let members = try? JSON.members(of: Array(uplink.state.utf8)) {
+            func value(_ key: String) -> String? {
+                guard let member = members.first(where: { $0.key == key }), member.type != .null else { return nil }
+                return member.string ?? String(decoding: member.raw, as: UTF8.self)
+            }
+            var line = "uplink       \(value("phase") ?? "?") (\(value("platform") ?? "?"), reported \(Self.age(now - uplink.updatedAt)) ago)"
+            if let success = value("last_success") { line += "; last success \(success)" }
+            if let backoff = value("current_backoff_ms") { line += "; backoff \(backoff) ms" }
+            lines.append(line)
+            if let error = value("last_error") { lines.append("  last error: \(error)") }
+        } else {
+            lines.append("uplink       never ran on this database")
+        }
         if let head = auditHead {
             lines.append("audit head   #\(head.seq) \(head.hashHex.prefix(16))… at \(Timestamp.format(milliseconds: head.at))")
         } else {

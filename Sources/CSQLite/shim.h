@@ -10,4 +10,11 @@ static inline sqlite3_destructor_type csqlite_transient(void) {
     return SQLITE_TRANSIENT;
 }
 
+// sqlite3_config is variadic, which Swift cannot call. Memory statistics take a global
+// mutex on every SQLite allocation; edgebuf never reads them. Must run before
+// sqlite3_initialize (it returns SQLITE_MISUSE afterwards, which is harmless).
+static inline int csqlite_disable_memstatus(void) {
+    return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 #endif

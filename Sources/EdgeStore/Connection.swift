@@ -13,8 +13,11 @@ public final class Connection {
 
     /// Opens an existing file (or creates one with `create`) read-write, with extended result codes.
     public init(path: String, create: Bool = false, readOnly: Bool = false) throws {
+        _ = Connection.configureOnce
         var db: OpaquePointer?
-        var flags = SQLITE_OPEN_FULLMUTEX
+        // NOMUTEX: a connection is confined to one thread (it is not Sendable), so SQLite's
+        // per-connection mutex would only cost time.
+        var flags = SQLITE_OPEN_NOMUTEX
         flags |= readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE
         if create { flags |= SQLITE_OPEN_CREATE }
         let rc = sqlite3_open_v2(path, &db, flags, nil)
@@ -30,6 +33,9 @@ public final class Connection {
         self.handle = db
         self.path = path
     }
+
+    /// Process-wide SQLite settings, applied before the first connection opens.
+    private static let configureOnce: Void = { _ = csqlite_disable_memstatus() }()
 
     deinit {
         cache.removeAll()

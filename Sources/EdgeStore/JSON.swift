@@ -106,7 +106,6 @@ extension JSON {
             }
             index += 1
             var members: [Member] = []
-            var keys = Set<String>()
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
                 index += 1
@@ -116,19 +115,20 @@ extension JSON {
                     var keyRaw: [UInt8] = []
                     guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a member name in quotes") }
                     let key = try string(into: &keyRaw)
-                    guard keys.insert(key).inserted else { throw error("duplicate member \"\(key)\"") }
+                    // Records have a handful of members: a linear scan beats hashing.
+                    guard !members.contains(where: { $0.key == key }) else { throw error("duplicate member \"\(key)\"") }
                     skipWhitespace()
                     guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
                     index += 1
                     skipWhitespace()
                     var raw: [UInt8] = []
-                    let start = index
-                    let type = try value(depth: 1, into: &raw)
+                    let type: ValueType
                     var decoded: String? = nil
-                    if type == .string {
-                        var scratch: [UInt8] = []
-                        var sub = Scanner(bytes: Array(bytes[start..<index]))
-                        decoded = try sub.string(into: &scratch)
+                    if index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
+                        decoded = try string(into: &raw)
+                        type = .string
+                    } else {
+                        type = try value(depth: 1, into: &raw)
                     }
                     members.append(Member(key: key, type: type, raw: raw, string: decoded))
                     skipWhitespace()
@@ -155,7 +155,7 @@ extension JSON {
                 try container(close: UInt8(ascii: "]"), isObject: false, depth: depth, into: &out)
                 return .array
             case UInt8(ascii: "\""):
-                _ = try string(into: &out)
+                _ = try string(into: &out, decode: false)
                 return .string
             case UInt8(ascii: "t"): try literal("true", into: &out); return .bool
             case UInt8(ascii: "f"): try literal("false", into: &out); return .bool

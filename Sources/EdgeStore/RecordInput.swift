@@ -22,6 +22,9 @@ public struct RecordInput: Sendable {
     /// JSON object of Cumulocity fragments (measurement).
     public var fragments: [UInt8]?
 
+    /// JSON fields a JSON line has already validated and minified (no second scan).
+    var minified: Set<String> = []
+
     public init(kind: RecordKind) { self.kind = kind }
 
     /// The fields each kind takes in a JSON line, besides `kind` and `class`.
@@ -52,14 +55,14 @@ public struct RecordInput: Sendable {
             }
             let service = try Self.text(serviceID, field: "service_id", maxLength: 64,
                                         hint: "Give the service_id of the product model, e.g. \"Battery\".")
-            let props = try Self.jsonObject(properties, field: "properties", example: #"{"level": 87}"#)
+            let props = try Self.jsonObject(properties, field: "properties", example: #"{"level": 87}"#, minified: minified.contains("properties"))
             when = try Self.time(eventTime, field: "event_time") ?? now
             payload.reserveCapacity(props.count + service.utf8.count + 64)
-            payload.append(contentsOf: Array(#"{"service_id":"#.utf8))
+            payload.append(contentsOf: #"{"service_id":"#.utf8)
             JSON.appendString(service, to: &payload)
-            payload.append(contentsOf: Array(#","properties":"#.utf8))
+            payload.append(contentsOf: #","properties":"#.utf8)
             payload.append(contentsOf: props)
-            payload.append(contentsOf: Array(#","event_time":""#.utf8))
+            payload.append(contentsOf: #","event_time":""#.utf8)
             Timestamp.append(milliseconds: when, to: &payload)
             payload.append(contentsOf: Array("\"}".utf8))
         case .message:
@@ -68,9 +71,11 @@ public struct RecordInput: Sendable {
             guard let content, !content.isEmpty else {
                 throw ValidationError(field: "content", reason: "is missing", hint: #"Give the message content as JSON, e.g. {"text": "door open"} or "door open"."#)
             }
-            let minified: [UInt8]
-            do { minified = try JSON.minify(content).raw } catch {
-                throw ValidationError(field: "content", reason: "is not valid JSON (\(error))", hint: #"Quote text as a JSON string, e.g. "door open"."#)
+            var minified = content
+            if !self.minified.contains("content") {
+                do { minified = try JSON.minify(content).raw } catch {
+                    throw ValidationError(field: "content", reason: "is not valid JSON (\(error))", hint: #"Quote text as a JSON string, e.g. "door open"."#)
+                }
             }
             let id: String
             if let messageID {
@@ -78,11 +83,11 @@ public struct RecordInput: Sendable {
             } else {
                 id = Self.derivedMessageID(device: target, name: name, content: minified, enqueuedAt: now)
             }
-            payload.append(contentsOf: Array(#"{"name":"#.utf8))
+            payload.append(contentsOf: #"{"name":"#.utf8)
             JSON.appendString(name, to: &payload)
-            payload.append(contentsOf: Array(#","id":"#.utf8))
+            payload.append(contentsOf: #","id":"#.utf8)
             JSON.appendString(id, to: &payload)
-            payload.append(contentsOf: Array(#","content":"#.utf8))
+            payload.append(contentsOf: #","content":"#.utf8)
             payload.append(contentsOf: minified)
             payload.append(UInt8(ascii: "}"))
         case .measurement:
@@ -90,11 +95,11 @@ public struct RecordInput: Sendable {
             let type = try Self.text(self.type, field: "type", maxLength: 128, hint: #"Give the measurement type, e.g. "c8y_TemperatureMeasurement"."#)
             when = try Self.time(time, field: "time") ?? now
             let fragments = try Self.fragments(self.fragments)
-            payload.append(contentsOf: Array(#"{"source":{"id":"#.utf8))
+            payload.append(contentsOf: #"{"source":{"id":"#.utf8)
             JSON.appendString(target, to: &payload)
-            payload.append(contentsOf: Array(#"},"type":"#.utf8))
+            payload.append(contentsOf: #"},"type":"#.utf8)
             JSON.appendString(type, to: &payload)
-            payload.append(contentsOf: Array(#","time":""#.utf8))
+            payload.append(contentsOf: #","time":""#.utf8)
             Timestamp.append(milliseconds: when, to: &payload)
             payload.append(contentsOf: Array("\",".utf8))
             payload.append(contentsOf: fragments.dropFirst())  // the members and the closing brace
@@ -157,9 +162,16 @@ public struct RecordInput: Sendable {
         return value
     }
 
-    static func jsonObject(_ value: [UInt8]?, field: String, example: String) throws(ValidationError) -> [UInt8] {
+    static func jsonObject(_ value: [UInt8]?, field: String, example: String, minified: Bool = false) throws(ValidationError) -> [UInt8] {
         guard let value, !value.isEmpty else {
             throw ValidationError(field: field, reason: "is missing", hint: "Give a JSON object, e.g. \(example).")
+        }
+        if minified {
+            guard value.first == UInt8(ascii: "{") else {
+                let type = (try? JSON.minify(value).type) ?? .null
+                throw ValidationError(field: field, reason: "must be a JSON object, not \(article(type))", hint: "Give a JSON object, e.g. \(example).")
+            }
+            return value
         }
         let parsed: (type: JSON.ValueType, raw: [UInt8])
         do { parsed = try JSON.minify(value) } catch {
@@ -235,9 +247,9 @@ extension RecordInput {
                                   hint: "Add \"kind\": one of property, message, child_property, measurement.")
         }
         var input = RecordInput(kind: kind)
-        let allowed = Set(fields(of: kind) + ["kind", "class"])
+        let allowed = fields(of: kind)
         for member in members {
-            guard allowed.contains(member.key) else {
+            guard member.key == "kind" || member.key == "class" || allowed.contains(member.key) else {
                 throw ValidationError(field: member.key.count > 64 ? String(member.key.prefix(64)) + "…" : member.key,
                                       reason: "is not a field of a \(kind.rawValue) record",
                                       hint: "A \(kind.rawValue) takes: \(fields(of: kind).joined(separator: ", ")), and class.")
@@ -248,10 +260,10 @@ extension RecordInput {
             case "device_id": input.deviceID = try string(member)
             case "gateway_id": input.gatewayID = try string(member)
             case "service_id": input.serviceID = try string(member)
-            case "properties": input.properties = member.raw
+            case "properties": input.properties = member.raw; input.minified.insert("properties")
             case "event_time": input.eventTime = try string(member)
             case "name": input.name = try string(member)
-            case "content": input.content = member.raw
+            case "content": input.content = member.raw; input.minified.insert("content")
             case "id": input.messageID = try string(member)
             case "source": input.source = try string(member)
             case "type": input.type = try string(member)

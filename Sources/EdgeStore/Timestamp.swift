@@ -26,13 +26,14 @@ public enum Timestamp {
         let msOfDay = milliseconds - days * 86_400_000
         let (year, month, day) = civil(fromDays: days)
         func put(_ value: Int64, _ width: Int) {
-            var digits = [UInt8](repeating: 0x30, count: width)
+            var divisor: Int64 = 1
+            for _ in 1..<width { divisor *= 10 }
             var v = value
-            for i in stride(from: width - 1, through: 0, by: -1) {
-                digits[i] = 0x30 + UInt8(v % 10)
-                v /= 10
+            while divisor > 0 {
+                out.append(0x30 + UInt8(truncatingIfNeeded: v / divisor % 10))
+                v %= divisor
+                divisor /= 10
             }
-            out.append(contentsOf: digits)
         }
         put(year, 4); out.append(0x2d); put(month, 2); out.append(0x2d); put(day, 2)
         out.append(UInt8(ascii: "T"))

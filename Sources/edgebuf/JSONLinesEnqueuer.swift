@@ -18,6 +18,9 @@ struct JSONLinesEnqueuer {
     static let readSize = 256 << 10
     /// Groups committed while the next is parsed.
     static let window = 2
+    /// A group is committed when it holds this many records, or as soon as the input has no
+    /// more bytes ready (a slow producer gets its acknowledgements at once).
+    static let maximumGroup = 8192
 
     struct Summary {
         var lines = 0
@@ -51,6 +54,8 @@ struct JSONLinesEnqueuer {
         var skippingLongLine = false
         var buffer = [UInt8](repeating: 0, count: Self.readSize)
         var stop = false
+        var records: [NewRecord] = []
+        var lines: [Int] = []
         let progress = Progress(enabled: showProgress)
 
         // Waits for the oldest group, prints its acks, and throws if it failed.
@@ -95,8 +100,6 @@ struct JSONLinesEnqueuer {
                 throw CLIFailure(status: .noInput, message: "reading input failed: \(String(cString: strerror(errno)))")
             }
             let atEOF = n == 0
-            var records: [NewRecord] = []
-            var lines: [Int] = []
             let now = Timestamp.nowMilliseconds()
 
             func handle(_ line: ArraySlice<UInt8>) {
@@ -149,7 +152,12 @@ struct JSONLinesEnqueuer {
                 handle(carry[...])  // a last line without a newline
                 carry.removeAll()
             }
-            try submit(records, lines: lines)
+            // A short read means the producer has nothing more ready: commit now.
+            if atEOF || n < Self.readSize || records.count >= Self.maximumGroup || stop {
+                try submit(records, lines: lines)
+                records.removeAll(keepingCapacity: true)
+                lines.removeAll(keepingCapacity: true)
+            }
             if atEOF { break }
         }
         while !inFlight.isEmpty { try settleOldest() }

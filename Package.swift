@@ -70,7 +70,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "edgebuf-bench",
-            dependencies: ["EdgeBuffer", "EdgeStore", "CSQLite"]
+            dependencies: [
+                "EdgeBuffer", "EdgeStore", "EdgeUplink", "EdgeTransport", "CSQLite", "CCurl",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "EdgeStoreTests", dependencies: ["EdgeStore", "TestSupport"]),

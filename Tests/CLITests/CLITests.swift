@@ -128,6 +128,23 @@ import Testing
         #expect(try count() == 2)
     }
 
+    @Test func aFullDiskExits76StoresNothingOfTheGroupAndRecovers() throws {
+        let small = dir.file("tiny.toml")
+        try "[database]\nmax_file_bytes = \"256KB\"\n".write(toFile: small, atomically: true, encoding: .utf8)
+        let big = String(repeating: "x", count: 3000)
+        let lines = (0..<200).map { #"{"kind":"property","device_id":"d","service_id":"S","properties":{"seq":\#($0),"pad":"\#(big)"}}"# }
+        let full = try eb(["--config", small, "enqueue", "--jsonl", "--ack"], stdin: lines.joined(separator: "\n") + "\n")
+        #expect(full.status == 76)
+        #expect(full.stderr.contains("full"))
+        #expect(full.stderr.contains("NOT stored"))
+        let acked = full.stdout.split(separator: "\n").count
+        #expect(try count() == Int64(acked), "exactly the acknowledged records are stored")
+        #expect(try Database.open(path: db).scalarText("PRAGMA integrity_check") == "ok")
+        // Space returns (no file cap): the same database takes records again.
+        #expect(try eb(["enqueue", "--jsonl"], stdin: lines[0] + "\n").status == 0)
+        #expect(try count() == Int64(acked) + 1)
+    }
+
     @Test func aConfigMistakeExits78NamingTheKey() throws {
         let config = dir.file("bad.toml")
         try "[database]\nmax_recods = 2\n".write(toFile: config, atomically: true, encoding: .utf8)

@@ -39,7 +39,8 @@ public func run(_ executable: String, _ arguments: [String], stdin: String? = ni
     nonisolated(unsafe) var outData = Data(), errData = Data()
     DispatchQueue.global().async(group: group) { outData = outPipe.fileHandleForReading.readDataToEndOfFile() }
     DispatchQueue.global().async(group: group) { errData = errPipe.fileHandleForReading.readDataToEndOfFile() }
-    if let stdin { inPipe.fileHandleForWriting.write(Data(stdin.utf8)) }
+    // A child that exits before reading all of it closes the pipe: that is not an error here.
+    if let stdin { try? inPipe.fileHandleForWriting.write(contentsOf: Data(stdin.utf8)) }
     try? inPipe.fileHandleForWriting.close()
     process.waitUntilExit()
     group.wait()

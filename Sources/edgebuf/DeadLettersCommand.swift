@@ -59,13 +59,8 @@ struct DeadLettersRetry: ParsableCommand {
     @OptionGroup var which: DeadLetterSelection
 
     func run() throws {
-        do {
-            _ = try global.bootstrapLogging()
-            let db = try global.openConnection()
-            let count = try db.transaction { try DeadLetterStore(db).retry(ids: which.selection, now: Timestamp.nowMilliseconds()) }
-            print("moved \(count) dead letters back to the outbox")
-        } catch {
-            throw fail(error)
+        try changeDeadLetters(global: global, done: "moved %d dead letters back to the outbox") {
+            try $0.retry(ids: which.selection, now: Timestamp.nowMilliseconds())
         }
     }
 }
@@ -76,13 +71,20 @@ struct DeadLettersPurge: ParsableCommand {
     @OptionGroup var which: DeadLetterSelection
 
     func run() throws {
-        do {
-            _ = try global.bootstrapLogging()
-            let db = try global.openConnection()
-            let count = try db.transaction { try DeadLetterStore(db).purge(ids: which.selection, now: Timestamp.nowMilliseconds()) }
-            print("purged \(count) dead letters")
-        } catch {
-            throw fail(error)
+        try changeDeadLetters(global: global, done: "purged %d dead letters") {
+            try $0.purge(ids: which.selection, now: Timestamp.nowMilliseconds())
         }
+    }
+}
+
+/// Runs one dead-letter change in a write transaction and reports how many it touched.
+private func changeDeadLetters(global: GlobalOptions, done: String, _ change: (DeadLetterStore) throws -> Int) throws {
+    do {
+        _ = try global.bootstrapLogging()
+        let db = try global.openConnection()
+        let count = try db.transaction { try change(DeadLetterStore(db)) }
+        print(done.replacingOccurrences(of: "%d", with: String(count)))
+    } catch {
+        throw fail(error)
     }
 }

@@ -57,6 +57,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(
+            name: "EdgeDownlink",
+            dependencies: [
+                "EdgeBuffer", "EdgeStore", "EdgeTransport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "edgebuf",
             dependencies: [
@@ -80,6 +87,7 @@ let package = Package(
         .testTarget(name: "EdgeBufferTests", dependencies: ["EdgeBuffer", "EdgeStore", "TestSupport"]),
         .testTarget(name: "EdgeTransportTests", dependencies: ["EdgeTransport"]),
         .testTarget(name: "EdgeUplinkTests", dependencies: ["EdgeUplink", "EdgeBuffer", "EdgeStore"]),
+        .testTarget(name: "EdgeDownlinkTests", dependencies: ["EdgeDownlink", "EdgeStore"]),
         .testTarget(name: "CLITests", dependencies: ["edgebuf", "EdgeStore", "TestSupport"]),
         .testTarget(name: "UplinkIntegrationTests", dependencies: ["edgebuf", "EdgeStore", "TestSupport"]),
     ]

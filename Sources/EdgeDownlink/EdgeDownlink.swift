@@ -1,0 +1,2 @@
+/// The downlink: Bayeux long polling into the inbox (see BayeuxSession).
+public enum EdgeDownlink {}

@@ -216,13 +216,21 @@ public final class OutboxStore {
     // MARK: Reading
 
     /// Records of one class in id order, starting after `afterID`; only the given kinds when
-    /// `kinds` is not nil (an uplink sends only its platform's kinds).
-    public func records(of cls: RecordClass, afterID: Int64 = 0, limit: Int, kinds: [RecordKind]? = nil) throws -> [StoredRecord] {
-        let filter = kinds.map { " AND kind IN (\($0.map { "'\($0.rawValue)'" }.joined(separator: ",")))" } ?? ""
+    /// `kinds` is not nil (an uplink sends only its platform's kinds), and only those for
+    /// `target` when it is not nil (an IoTDA uplink holds one device's credentials).
+    public func records(of cls: RecordClass, afterID: Int64 = 0, limit: Int, kinds: [RecordKind]? = nil,
+                        target: String? = nil) throws -> [StoredRecord] {
+        var filter = kinds.map { " AND kind IN (\($0.map { "'\($0.rawValue)'" }.joined(separator: ",")))" } ?? ""
+        if target != nil { filter += " AND target = ?" }
         let stmt = try db.cached("SELECT \(Self.columns) FROM outbox WHERE class = ? AND id > ?\(filter) ORDER BY id LIMIT ?")
         try stmt.bind(cls.rawValue, at: 1)
         try stmt.bind(afterID, at: 2)
-        try stmt.bind(limit, at: 3)
+        if let target {
+            try stmt.bind(target, at: 3)
+            try stmt.bind(limit, at: 4)
+        } else {
+            try stmt.bind(limit, at: 3)
+        }
         var rows: [StoredRecord] = []
         while try stmt.step() { rows.append(Self.record(stmt)) }
         return rows

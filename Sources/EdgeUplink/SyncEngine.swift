@@ -116,11 +116,14 @@ public actor SyncEngine: Service {
         return false
     }
 
-    /// The oldest records of the most urgent class that has any, at most a window.
+    /// The oldest records of the most urgent class that has any, at most a window. IoTDA:
+    /// only the configured device's records (a gateway's children travel under its id);
+    /// records for other devices wait in the outbox, visible in `status`, blocking nothing.
     private func readWindow() throws -> [StoredRecord] {
         let store = OutboxStore(try db())
+        let target = configuration.platform == .iotda ? configuration.deviceID : nil
         for cls in RecordClass.allCases {
-            let records = try store.records(of: cls, limit: configuration.windowRecords, kinds: kinds)
+            let records = try store.records(of: cls, limit: configuration.windowRecords, kinds: kinds, target: target)
             if !records.isEmpty { return records }
         }
         return []

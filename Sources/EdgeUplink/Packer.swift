@@ -62,13 +62,16 @@ public struct Packer: Sendable {
                 closed.append(UplinkRequest(records: [record]))
                 continue
             }
-            if var current = open[key] {
-                if current.adding(record, maxChildren: maxChildren).map({ $0 <= limits.maxBodyBytes }) == true {
-                    current.add(record)
-                    open[key] = current
+            if let fits = open[key]?.adding(record, maxChildren: maxChildren) {
+                if fits <= limits.maxBodyBytes {
+                    // Mutate in place: copying the group out and back would copy its records
+                    // array on every append (quadratic in the window).
+                    open[key]!.add(record)
                     continue
                 }
-                closed.append(current.build())
+                closed.append(open[key]!.build())
+            } else if let full = open[key] {
+                closed.append(full.build())
             }
             var fresh = OpenRequest(kind: record.kind)
             fresh.add(record)

@@ -75,6 +75,14 @@ public struct Classification: Sendable, Equatable {
         let status = response.status
         var verdict = Classification(responseClass: .transient, status: status, retryAfter: response.retryAfter)
         if (200...299).contains(status) {
+            // The platforms answer a delivery with an empty body (IoTDA) or JSON (Cumulocity).
+            // A 2xx carrying anything else (an HTML page) comes from something in between, a
+            // captive portal or a misrouted proxy: the records did not arrive, so keep them.
+            let first = response.body.first { ![0x20, 0x09, 0x0a, 0x0d].contains($0) }
+            if let first, first != UInt8(ascii: "{"), first != UInt8(ascii: "[") {
+                verdict.errorMessage = "HTTP \(status) with a body that is not the platform's (not JSON): a captive portal or proxy answered"
+                return verdict  // transient
+            }
             verdict.responseClass = .delivered
             return verdict
         }

@@ -114,12 +114,13 @@ public struct RateLimiter<Instant: InstantProtocol & Sendable>: Sendable where I
         return lowered
     }
 
-    /// A request was delivered: climb back towards the rate before the slow-down; once there,
-    /// the configured limit (or none) applies again.
+    /// A request was delivered: climb back towards the rate before the slow-down, by
+    /// 1/recoverySteps of the current rate per success (multiplicative: a step sized from the
+    /// old rate, which may have been a loopback burst of hundreds per second, would undo the
+    /// slow-down at once); once there, the configured limit (or none) applies again.
     public mutating func recordSuccess(now: Instant) {
         guard let current = adaptiveRate, let target = recoveryTarget else { return }
-        let step = target / Double(max(1, configuration.recoverySteps))
-        let raised = current + step
+        let raised = current * (1 + 1 / Double(max(1, configuration.recoverySteps)))
         if raised >= target {
             adaptiveRate = nil
             recoveryTarget = nil

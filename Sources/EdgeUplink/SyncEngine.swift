@@ -167,7 +167,9 @@ public actor SyncEngine: Service {
         }
         detail.add("outcome", "failed")
         let actions = machine.authenticationFailed(deviceID: deviceID, result: result, now: clock.now)
-        lastErrorText = "authentication of \(deviceID) failed: \(Self.summary(result))"
+        // The classification keeps the platform's error code and message (IOTDA.000002 is what
+        // says the device id or secret is wrong); the bare status ("HTTP 401") does not.
+        lastErrorText = "authentication of \(deviceID) failed: \(Classification.classify(result, platform: .iotda).summary)"
         logger.warning("uplink authentication failed", metadata: ["edgebuf.uplink.error": "\(lastErrorText ?? "")"])
         apply(actions)
         try audit("authentication_failed", detail, started: started)
@@ -292,13 +294,6 @@ public actor SyncEngine: Service {
 
     static func milliseconds(_ duration: Duration) -> Int64 {
         duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-    }
-
-    static func summary(_ result: ExchangeResult) -> String {
-        switch result {
-        case .response(let response): return "HTTP \(response.status)"
-        case .transportFailure(let failure): return failure.reason
-        }
     }
 
     static func sha256Hex(_ bytes: [UInt8]) -> String { Hex.sha256(bytes) }

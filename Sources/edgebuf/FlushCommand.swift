@@ -4,6 +4,7 @@ import EdgeStore
 import EdgeUplink
 import Foundation
 import Logging
+import Synchronization
 
 struct FlushCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -32,28 +33,29 @@ struct FlushCommand: AsyncParsableCommand {
             throw fail(error)
         }
         let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
-        let drain = Task { try await engine.drain() }
+        let finished = DoneSignal()
+        let drain = Task {
+            defer { finished.set() }
+            return try await engine.drain()
+        }
         let display = FlushProgress(total: startRecords, terminal: FileOutput.standardError.isTerminal)
         var emptied = false
+        var cancelledAt: ContinuousClock.Instant?
+        // Poll a flag rather than await the drain: awaiting it cannot be interrupted, and the
+        // timeout must hold when the platform never answers.
         while true {
-            let finished = await withTaskGroup(of: Bool.self) { group in
-                group.addTask { (try? await drain.value) != nil }
-                group.addTask { try? await Task.sleep(for: .milliseconds(500)); return false }
-                let first = await group.next() ?? false
-                group.cancelAll()
-                return first
-            }
-            let progress = await engine.progress()
-            display.show(progress)
-            if finished {
+            try? await Task.sleep(for: .milliseconds(100))
+            if finished.isSet {
                 emptied = (try? await drain.value) == true
                 break
             }
-            if ContinuousClock.now >= deadline {
+            display.show(await engine.progress())
+            if cancelledAt == nil, ContinuousClock.now >= deadline {
                 drain.cancel()
-                _ = try? await drain.value
-                break
+                cancelledAt = .now
             }
+            // A drain that ignores cancellation for 5 s is left behind; the process exits anyway.
+            if let cancelledAt, ContinuousClock.now - cancelledAt > .seconds(5) { break }
         }
         let progress = await engine.progress()
         display.finish(progress)
@@ -106,4 +108,11 @@ final class FlushProgress {
         if terminal { FileOutput.standardError.write("\n") }
         FileOutput.standardError.write("flush: delivered \(progress.deliveredRecords) records (\(StatusReport.size(progress.deliveredBytes))) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s\n")
     }
+}
+
+/// A one-way flag shared between tasks.
+final class DoneSignal: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
 }

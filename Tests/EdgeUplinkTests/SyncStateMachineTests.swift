@@ -291,7 +291,7 @@ import Testing
             rates.append(harness.machine.status(now: harness.now).requestRate ?? .infinity)
         }
         #expect(zip(rates, rates.dropFirst()).allSatisfy { $0 <= $1 }, "\(rates)")
-        #expect(rates[0] == 3)   // +10/20 per success
+        #expect(rates[0] == 2.625)   // x(1 + 1/20) per success: 2.5 -> 10 in 29 successes
         #expect(rates.last == 10)  // back to the configured rate
     }
 

@@ -1,0 +1,128 @@
+import Foundation
+import Testing
+
+/// `edgebuf run` as a daemon: kill -9 during a drain, graceful stop, wake-up on enqueue.
+extension Uplink {
+    @Suite struct DaemonTests {
+        static let dataPaths = "/sys/(properties/report|messages/up|gateway/sub-devices/properties/report)$"
+
+        /// 20 × kill -9 at random moments of a drain of 20,000 records (16 KB bodies, 30 ms per
+        /// request): afterwards every record was delivered at least once, and the duplicates
+        /// are no more than one request's records per kill.
+        @Test func kill9DuringDrainLosesNothing() throws {
+            let simulator = try Simulator()
+            let ws = try Workspace(Workspace.Uplink(simulator: simulator, extra: ["max_body_bytes": "16384"]))
+            let total = 20_000
+            try ws.enqueue((1...total).map { Line.property(seq: $0) })
+            try simulator.fault(["count": 1_000_000, "action": "pass", "delay": 0.03, "path": Self.dataPaths])
+
+            var generator = SystemRandomNumberGenerator()
+            var moments: [Int] = []
+            let kills = 20
+            for cycle in 0..<kills {
+                let daemon = try ws.startRun(logLevel: "warning", tag: "run-\(cycle)")
+                let moment = Int.random(in: 80...400, using: &generator)
+                moments.append(moment)
+                sleep(.milliseconds(moment))
+                #expect(daemon.isRunning, "run exited early in cycle \(cycle): \(daemon.stderrText.suffix(500))")
+                daemon.kill9()
+            }
+            let left = try ws.outbox().count
+            #expect(left > 0, "the premise: every kill came during the drain (\(left) records left)")
+            #expect(try ws.auditIntact(), "the audit survived \(kills) kills")
+
+            let (result, _) = try ws.flush(timeout: 120)
+            #expect(result.status == 0, "\(result.stderr.suffix(1500))")
+            #expect(try ws.outbox().isEmpty)
+
+            let accepted = try simulator.accepted()
+            let counts = acceptedCounts(accepted)
+            let missing = Set(1...total).subtracting(counts.keys)
+            #expect(missing.isEmpty, "lost: \(missing.sorted().prefix(20)) (kill moments \(moments) ms)")
+            var perRequest: [Int: Int] = [:]
+            for record in accepted { perRequest[record.int("request") ?? -1, default: 0] += 1 }
+            let largest = perRequest.values.max() ?? 0
+            let duplicates = counts.values.reduce(0) { $0 + $1 - 1 }
+            #expect(duplicates <= kills * largest, "\(duplicates) duplicates, more than \(kills) requests of up to \(largest) records")
+            #expect(try ws.auditIntact())
+            print("kill -9 test: \(kills) kills at \(moments) ms; \(left) records left after the kills; \(duplicates) duplicates (bound \(kills) × \(largest))")
+        }
+
+        @Test func sigtermWhileIdleExitsPromptly() throws {
+            let simulator = try Simulator()
+            let ws = try Workspace(Workspace.Uplink(simulator: simulator))
+            try ws.enqueue((1...3).map { Line.property(seq: $0) })
+            let daemon = try ws.startRun()
+            defer { daemon.kill9() }
+            #expect(poll(timeout: .seconds(10)) { ((try? simulator.accepted()) ?? []).count == 3 })
+            #expect(poll(timeout: .seconds(5)) { (try? ws.uplinkState()?.string("phase")) == "idle" })
+            let started = ContinuousClock.now
+            daemon.send(SIGTERM)
+            let status = daemon.wait(timeout: .seconds(5))
+            let took = ContinuousClock.now - started
+            #expect(status == 0, "run: \(daemon.stderrText.suffix(1500))")
+            #expect(took < .seconds(3), "stopped after \(took)")
+            #expect(try ws.outbox().isEmpty)
+            #expect(acceptedCounts(try simulator.accepted()) == [1: 1, 2: 1, 3: 1])
+            #expect(try ws.auditIntact())
+        }
+
+        @Test func sigtermWhileARequestHangsExitsPromptlyAndDeletesNothing() throws {
+            let simulator = try Simulator()
+            let ws = try Workspace(Workspace.Uplink(simulator: simulator))  // request_timeout 20 s
+            try simulator.fault(["count": 1, "action": "hang", "path": Self.dataPaths])
+            try ws.enqueue((1...5).map { Line.property(seq: $0) })
+            let daemon = try ws.startRun()
+            defer { daemon.kill9() }
+            let hanging = poll(timeout: .seconds(10)) {
+                ((try? simulator.dataRequests()) ?? []).contains { $0.bool("done") == false }
+            }
+            #expect(hanging, "a request is hanging")
+            let started = ContinuousClock.now
+            daemon.send(SIGTERM)
+            let status = daemon.wait(timeout: .seconds(10))
+            let took = ContinuousClock.now - started
+            #expect(status == 0, "run: \(daemon.stderrText.suffix(1500))")
+            #expect(took < .seconds(4), "stopped after \(took)")
+            #expect(try simulator.accepted().isEmpty)
+            #expect(try ws.outbox().count == 5, "nothing deleted that was not accepted")
+            #expect(try !ws.auditRequests().contains { $0.string("outcome") == "delivered" })
+            #expect(try ws.auditIntact())
+            // The next start sends them.
+            let (result, _) = try ws.flush(timeout: 30)
+            #expect(result.status == 0)
+            #expect(acceptedCounts(try simulator.accepted()) == Dictionary(uniqueKeysWithValues: (1...5).map { ($0, 1) }))
+        }
+
+        /// An idle daemon picks up a record enqueued by another process at once (inotify on
+        /// the WAL), not at its 30 s safety-net timeout.
+        @Test func enqueueFromAnotherProcessWakesTheDaemon() throws {
+            let simulator = try Simulator()
+            let ws = try Workspace(Workspace.Uplink(simulator: simulator))
+            try ws.enqueue([Line.property(seq: 0)])
+            let daemon = try ws.startRun()
+            defer { daemon.kill9() }
+            // Warm up (device-auth, first delivery), then let it go idle.
+            #expect(poll(timeout: .seconds(10)) { ((try? simulator.accepted()) ?? []).count == 1 })
+            var latencies: [Double] = []
+            for seq in 1...3 {
+                #expect(poll(timeout: .seconds(5)) { (try? ws.uplinkState()?.string("phase")) == "idle" })
+                sleep(.milliseconds(300))
+                let enqueued = try ws.eb(["enqueue", "property", "--device", "gw-1", "--service", "S", "--properties", #"{"seq":\#(seq)}"#])
+                #expect(enqueued.status == 0)
+                let committed = ContinuousClock.now
+                let arrived = poll(timeout: .seconds(5), interval: .milliseconds(5)) {
+                    ((try? simulator.accepted()) ?? []).count == seq + 1
+                }
+                let latency = ContinuousClock.now - committed
+                let ms = Double(latency.components.seconds) * 1000 + Double(latency.components.attoseconds) / 1e15
+                latencies.append(ms)
+                #expect(arrived, "record \(seq) never arrived")
+                #expect(latency < .seconds(1), "record \(seq) arrived \(ms) ms after its enqueue")
+            }
+            print("wake-on-enqueue latency (enqueue exit to seen in /_sim/accepted): \(latencies.map { String(format: "%.0f ms", $0) })")
+            daemon.send(SIGTERM)
+            #expect(daemon.wait(timeout: .seconds(5)) == 0)
+        }
+    }
+}

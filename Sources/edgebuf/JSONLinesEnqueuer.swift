@@ -18,9 +18,11 @@ struct JSONLinesEnqueuer {
     static let readSize = 256 << 10
     /// Groups committed while the next is parsed.
     static let window = 2
-    /// A group is committed when it holds this many records, or as soon as the input has no
-    /// more bytes ready (a slow producer gets its acknowledgements at once).
+    /// A group is committed when it holds this many records, when its first record has waited
+    /// `maximumGroupDelay`, or as soon as the input has no more bytes ready: a slow producer
+    /// gets its acknowledgements at once, a fast one at least every few milliseconds.
     static let maximumGroup = 8192
+    static let maximumGroupDelay: Duration = .milliseconds(20)
 
     struct Summary {
         var lines = 0
@@ -56,6 +58,7 @@ struct JSONLinesEnqueuer {
         var stop = false
         var records: [NewRecord] = []
         var lines: [Int] = []
+        var groupStarted: ContinuousClock.Instant?
         let progress = Progress(enabled: showProgress)
 
         // Waits for the oldest group, prints its acks, and throws if it failed.
@@ -153,7 +156,10 @@ struct JSONLinesEnqueuer {
                 carry.removeAll()
             }
             // A short read means the producer has nothing more ready: commit now.
-            if atEOF || n < Self.readSize || records.count >= Self.maximumGroup || stop {
+            if groupStarted == nil && !records.isEmpty { groupStarted = .now }
+            let waited = groupStarted.map { ContinuousClock.now - $0 >= Self.maximumGroupDelay } ?? false
+            if atEOF || n < Self.readSize || records.count >= Self.maximumGroup || waited || stop {
+                groupStarted = nil
                 try submit(records, lines: lines)
                 records.removeAll(keepingCapacity: true)
                 lines.removeAll(keepingCapacity: true)

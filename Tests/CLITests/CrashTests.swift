@@ -73,7 +73,7 @@ import Testing
         var seq = 0
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<12 {
-            let delay = Duration.milliseconds(Int.random(in: 30...400, using: &generator))
+            let delay = Duration.milliseconds(Int.random(in: 100...600, using: &generator))
             let cycle = try streamAndKill(db: db, firstSeq: seq, delay: delay)
             acked += cycle.acked
             seq = cycle.nextSeq + 1

@@ -33,7 +33,9 @@ import Testing
         #expect(error.curlCode == 28)
         #expect(error.isTransient)
         #expect(elapsed >= .milliseconds(900))
-        #expect(elapsed < .seconds(4))
+        // The configured 1 s, not the 60 s default, ended it. The bound is loose because the
+        // whole suite runs in parallel on 2 cores; it is not a timing measurement.
+        #expect(elapsed < .seconds(20))
         await client.shutdown()
     }
 

@@ -86,8 +86,8 @@ let package = Package(
         .testTarget(name: "EdgeStoreTests", dependencies: ["EdgeStore", "TestSupport"]),
         .testTarget(name: "EdgeBufferTests", dependencies: ["EdgeBuffer", "EdgeStore", "TestSupport"]),
         .testTarget(name: "EdgeTransportTests", dependencies: ["EdgeTransport"]),
-        .testTarget(name: "EdgeUplinkTests", dependencies: ["EdgeUplink", "EdgeBuffer", "EdgeStore"]),
-        .testTarget(name: "EdgeDownlinkTests", dependencies: ["EdgeDownlink", "EdgeStore"]),
+        .testTarget(name: "EdgeUplinkTests", dependencies: ["EdgeUplink", "EdgeBuffer", "EdgeStore", "TestSupport"]),
+        .testTarget(name: "EdgeDownlinkTests", dependencies: ["EdgeDownlink", "EdgeStore", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["edgebuf", "EdgeStore", "TestSupport"]),
         .testTarget(name: "UplinkIntegrationTests", dependencies: ["edgebuf", "EdgeStore", "TestSupport"]),
     ]

@@ -167,17 +167,24 @@ public final class OutboxStore {
             try delete.bind(cls.rawValue, at: 1)
             try delete.bind(lastID, at: 2)
             try delete.run()
-            try adjust(cls, records: -count, bytes: -freedBytes)
-            var detail = JSONObject()
-            detail.add("class", cls.name)
-            detail.add("count", count)
-            detail.add("bytes", freedBytes)
-            detail.add("first_id", firstID)
-            detail.add("last_id", lastID)
-            detail.add("reason", "drop-oldest: outbox over \(reason)")
-            try audit.append("evicted", detail, at: now)
+            try settleRemoval("evicted", cls, count: count, bytes: freedBytes, ids: firstID...lastID,
+                              reason: "drop-oldest: outbox over \(reason)", now: now)
         }
         return needRecords <= 0 && needBytes <= 0
+    }
+
+    /// After a policy removed records of a class: updates the totals and audits the removal.
+    private func settleRemoval(_ event: String, _ cls: RecordClass, count: Int64, bytes: Int64,
+                               ids: ClosedRange<Int64>, reason: String, now: Int64) throws {
+        try adjust(cls, records: -count, bytes: -bytes)
+        var detail = JSONObject()
+        detail.add("class", cls.name)
+        detail.add("count", count)
+        detail.add("bytes", bytes)
+        detail.add("first_id", ids.lowerBound)
+        detail.add("last_id", ids.upperBound)
+        detail.add("reason", reason)
+        try audit.append(event, detail, at: now)
     }
 
     /// Deletes records enqueued before `now - maxAge` and audits each class's expiry.
@@ -199,15 +206,8 @@ public final class OutboxStore {
         try delete.run()
         var total: Int64 = 0
         for (cls, count, bytes, first, last) in groups {
-            try adjust(cls, records: -count, bytes: -bytes)
-            var detail = JSONObject()
-            detail.add("class", cls.name)
-            detail.add("count", count)
-            detail.add("bytes", bytes)
-            detail.add("first_id", first)
-            detail.add("last_id", last)
-            detail.add("reason", "max_age: enqueued before \(Timestamp.format(milliseconds: cutoff))")
-            try audit.append("expired", detail, at: now)
+            try settleRemoval("expired", cls, count: count, bytes: bytes, ids: first...last,
+                              reason: "max_age: enqueued before \(Timestamp.format(milliseconds: cutoff))", now: now)
             total += count
         }
         return total

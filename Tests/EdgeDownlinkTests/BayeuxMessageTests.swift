@@ -1,4 +1,5 @@
 @testable import EdgeDownlink
+import TestSupport
 import Foundation
 import Testing
 

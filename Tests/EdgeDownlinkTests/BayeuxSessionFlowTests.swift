@@ -1,3 +1,4 @@
+import TestSupport
 import EdgeDownlink
 import Foundation
 import Testing

@@ -1,38 +1,8 @@
 import EdgeStore
 import EdgeUplink
 import Foundation
+import TestSupport
 
-/// A manual monotonic instant: tests move time by hand, nothing sleeps.
-struct TestInstant: InstantProtocol, CustomStringConvertible {
-    var offset: Duration
-
-    static let zero = TestInstant(offset: .zero)
-
-    func advanced(by duration: Duration) -> TestInstant { TestInstant(offset: offset + duration) }
-    func duration(to other: TestInstant) -> Duration { other.offset - offset }
-    static func < (lhs: TestInstant, rhs: TestInstant) -> Bool { lhs.offset < rhs.offset }
-
-    var description: String { "t+\(offset)" }
-}
-
-/// Deterministic random numbers (SplitMix64), so backoff jitter is reproducible.
-struct SplitMix64: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-/// Always the same draw: 0 gives the shortest jitter, UInt64.max the longest.
-struct FixedRandom: RandomNumberGenerator, Sendable {
-    let value: UInt64
-    mutating func next() -> UInt64 { value }
-}
 
 /// Records built through the real validation path, so payloads have their stored shape.
 enum Fixture {

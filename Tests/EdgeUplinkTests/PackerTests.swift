@@ -1,3 +1,4 @@
+import TestSupport
 import EdgeStore
 import EdgeUplink
 import Foundation

@@ -48,7 +48,7 @@ import Testing
             try await client.send(HTTPRequest(url: server.url("/hang"), timeout: .milliseconds(500)))
         }
         #expect(error?.kind == .timedOut)
-        #expect(ContinuousClock.now - started < .seconds(4))
+        #expect(ContinuousClock.now - started < .seconds(20))  // the 1 s override, not the 60 s default
         await client.shutdown()
     }
 
@@ -81,7 +81,7 @@ import Testing
         #expect(error?.curlCode == 42)
         #expect(error?.isTransient == false)
         // libcurl polls the progress callback about once a second while idle.
-        #expect(elapsed < .seconds(3))
+        #expect(elapsed < .seconds(15))  // cancellation, not the 30 s timeout; loose for a loaded 2-core CI
         // The connection was really dropped, not left hanging.
         _ = try await server.process.line(startingWith: "hang-end", within: .seconds(5))
         // And the client is still usable.

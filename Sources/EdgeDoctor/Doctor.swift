@@ -1,0 +1,2 @@
+/// `edgebuf doctor`: checks the network path to the configured endpoints.
+public enum Doctor {}

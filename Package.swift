@@ -62,6 +62,7 @@ let package = Package(
             dependencies: [
                 "EdgeBuffer", "EdgeStore", "EdgeTransport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(

@@ -40,5 +40,8 @@ extension CurlEasyHandle {
         try set(CURLOPT_TCP_KEEPALIVE, true)
         try set(CURLOPT_TCP_KEEPIDLE, configuration.keepAliveIdle.curlSeconds)
         try set(CURLOPT_TCP_KEEPINTVL, configuration.keepAliveInterval.curlSeconds)
+        // An empty cookie file name turns on libcurl's in-memory cookie engine (nothing is
+        // read from or written to disk).
+        if configuration.keepCookies { try set(CURLOPT_COOKIEFILE, "") }
     }
 }

@@ -53,6 +53,9 @@ public struct TransportConfiguration: Sendable, Equatable {
     /// Allow `http://` URLs. Off by default: unencrypted requests are refused before any
     /// byte is sent. Meant for tests and an explicit configuration key only.
     public var allowPlainHTTP: Bool
+    /// Keep cookies the server sets, in memory, for later requests on this connection (a
+    /// Bayeux session may be pinned to a server node by a cookie). Off by default.
+    public var keepCookies: Bool = false
 
     /// All defaults: system CAs, proxy from the environment, HTTPS only.
     public static let `default` = TransportConfiguration()

@@ -303,7 +303,7 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
     // MARK: Redaction
 
     /// `scheme://host:port/path`: drops userinfo, query and fragment (they may hold secrets).
-    static func redact(url: String) -> String {
+    public static func redact(url: String) -> String {
         var text = Substring(url)
         if let cut = text.firstIndex(where: { $0 == "?" || $0 == "#" }) { text = text[..<cut] }
         guard let schemeEnd = text.range(of: "://") else { return String(text) }

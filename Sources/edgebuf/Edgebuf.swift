@@ -1,5 +1,6 @@
 import ArgumentParser
 import EdgeBuffer
+import EdgeDownlink
 import EdgeUplink
 
 @main
@@ -15,7 +16,7 @@ struct Edgebuf: AsyncParsableCommand {
         version: edgebufVersion,
         subcommands: [
             InitCommand.self, EnqueueCommand.self, RunCommand.self, FlushCommand.self, StatusCommand.self,
-            OutboxCommand.self, DeadLettersCommand.self, AuditCommand.self,
+            OutboxCommand.self, InboxCommand.self, DeadLettersCommand.self, AuditCommand.self,
         ]
     )
 
@@ -26,5 +27,6 @@ struct Edgebuf: AsyncParsableCommand {
 /// Reads the sections other modules own, so `finish()` can name unknown keys in them.
 func readOtherSections(_ document: ConfigDocument) throws {
     _ = try UplinkConfiguration(document: document)
+    _ = try DownlinkSettings(document: document)
     _ = try document.section("log")
 }

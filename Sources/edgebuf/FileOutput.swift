@@ -17,22 +17,30 @@ struct FileOutput: Sendable {
 
     func write(_ text: String) {
         var text = text
-        text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+        text.withUTF8 { _ = write(UnsafeRawBufferPointer($0)) }
     }
 
     func write(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { write($0) }
+        bytes.withUnsafeBytes { _ = write($0) }
     }
 
-    private func write(_ buffer: UnsafeRawBufferPointer) {
+    /// Writes all of `text`; false when the reader is gone (a closed pipe, with SIGPIPE
+    /// ignored) or the write failed.
+    func writeAll(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+    }
+
+    private func write(_ buffer: UnsafeRawBufferPointer) -> Bool {
         var offset = 0
         while offset < buffer.count {
             let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
-                return  // a closed pipe: nothing more to say to it
+                return false  // a closed pipe: nothing more to say to it
             }
             offset += n
         }
+        return true
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EdgeBuffer
+import EdgeDownlink
 import EdgeStore
 import EdgeUplink
 import Logging
@@ -8,23 +9,25 @@ import ServiceLifecycle
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run the daemon: the uplink drains the outbox whenever the network allows.",
-        discussion: "SIGTERM or SIGINT stops it gracefully: a request in flight is abandoned without deleting anything (it is sent again on the next start); exit 0."
+        abstract: "Run the daemon: the uplink drains the outbox whenever the network allows; the downlink receives notifications into the inbox.",
+        discussion: "Runs the uplink if [uplink] is configured and the downlink if [downlink] is. SIGTERM or SIGINT stops it gracefully: an uplink request in flight is abandoned without deleting anything (it is sent again on the next start), the downlink disconnects; exit 0."
     )
 
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
         let logger: Logger
-        let engine: SyncEngine
+        var services: [any Service] = []
         do {
             logger = try global.bootstrapLogging()
-            engine = try makeEngine(global: global, logger: logger)
+            let engines = try makeEngines(global: global, logger: logger)
+            if let uplink = engines.uplink { services.append(uplink) }
+            if let downlink = engines.downlink { services.append(downlink) }
         } catch {
             throw fail(error)
         }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [engine], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {
@@ -33,11 +36,36 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
+/// The engines the configuration asks for; fails clearly when neither is configured.
+func makeEngines(global: GlobalOptions, logger: Logger) throws -> (uplink: SyncEngine?, downlink: DownlinkEngine?) {
+    let document = try global.document()
+    let outbox = try OutboxConfiguration(document: document)
+    let uplink = try UplinkConfiguration(document: document)
+    let downlink = try DownlinkSettings(document: document)
+    _ = try document.section("log")
+    try document.finish()
+    guard uplink.isConfigured || downlink.isConfigured else {
+        throw CLIFailure(status: .configError, message: "nothing to run: give --config with an [uplink] section (platform, url and credentials) and/or a [downlink] section (url and channels); see the README")
+    }
+    // Open (create, check, migrate) before the engines start, so a bad file fails here.
+    _ = try Database.open(path: global.databasePath, options: outbox.database.options)
+    var limits = uplink
+    limits.limits.maxBodyBytes = outbox.maxBodyBytes
+    let sync = uplink.isConfigured
+        ? try SyncEngine(configuration: limits, databasePath: global.databasePath, databaseOptions: outbox.database.options, logger: logger)
+        : nil
+    let receive = downlink.isConfigured
+        ? try DownlinkEngine(settings: downlink, databasePath: global.databasePath, databaseOptions: outbox.database.options, logger: logger)
+        : nil
+    return (sync, receive)
+}
+
 /// The uplink engine from the configuration; fails clearly when no uplink is configured.
 func makeEngine(global: GlobalOptions, logger: Logger) throws -> SyncEngine {
     let document = try global.document()
     let outbox = try OutboxConfiguration(document: document)
     let uplink = try UplinkConfiguration(document: document)
+    _ = try DownlinkSettings(document: document)
     _ = try document.section("log")
     try document.finish()
     guard uplink.isConfigured else {

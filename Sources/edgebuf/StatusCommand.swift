@@ -5,7 +5,7 @@ import Foundation
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show the outbox, dead letters, audit head and database.",
+        abstract: "Show the outbox, dead letters, uplink and downlink state, the inbox, audit head and database.",
         discussion: "Never shows secrets or record contents."
     )
 
@@ -36,6 +36,10 @@ struct StatusReport {
     var now: Int64 = 0
     /// The uplink's last reported state (a JSON object) and when, if a daemon ever ran.
     var uplink: (updatedAt: Int64, state: String)?
+    /// The downlink's last reported state, if a daemon with a downlink ever ran.
+    var downlink: (updatedAt: Int64, state: String)?
+    var inbox = InboxStore.Totals(records: 0, gaps: 0, bytes: 0)
+    var consumers: [InboxConsumer] = []
 
     static func collect(global: GlobalOptions) throws -> StatusReport {
         let db = try global.openConnection()
@@ -50,6 +54,10 @@ struct StatusReport {
             report.fileBytes = try db.scalarInt("PRAGMA page_count") * db.scalarInt("PRAGMA page_size")
             let state = try db.prepare("SELECT updated_at, state FROM runtime_state WHERE component = 'uplink'")
             if try state.step() { report.uplink = (state.int64(0), state.text(1)) }
+            let down = try db.prepare("SELECT updated_at, state FROM runtime_state WHERE component = 'downlink'")
+            if try down.step() { report.downlink = (down.int64(0), down.text(1)) }
+            report.inbox = try InboxStore(db).totals()
+            report.consumers = try InboxStore(db).consumers()
         }
         return report
     }
@@ -98,6 +106,32 @@ struct StatusReport {
         } else {
             out.add("uplink", nil as String?)
         }
+        if let downlink {
+            var state = JSONObject()
+            state.add("updated_at", Timestamp.format(milliseconds: downlink.updatedAt))
+            state.add("state", rawJSON: Array(downlink.state.utf8))
+            out.add("downlink", rawJSON: Array(state.json.utf8))
+        } else {
+            out.add("downlink", nil as String?)
+        }
+        var inboxJSON = JSONObject()
+        inboxJSON.add("records", inbox.records)
+        inboxJSON.add("gap_markers", inbox.gaps)
+        inboxJSON.add("bytes", inbox.bytes)
+        inboxJSON.add("newest_id", inbox.newestID)
+        inboxJSON.add("oldest_received_at", inbox.oldestReceivedAt.map { Timestamp.format(milliseconds: $0) })
+        var list: [UInt8] = [UInt8(ascii: "[")]
+        for (index, consumer) in consumers.enumerated() {
+            if index > 0 { list.append(UInt8(ascii: ",")) }
+            var item = JSONObject()
+            item.add("consumer", consumer.name)
+            item.add("position", consumer.position)
+            item.add("updated_at", Timestamp.format(milliseconds: consumer.updatedAt))
+            list += Array(item.json.utf8)
+        }
+        list.append(UInt8(ascii: "]"))
+        inboxJSON.add("consumers", rawJSON: list)
+        out.add("inbox", rawJSON: Array(inboxJSON.json.utf8))
         return out.json
     }
 
@@ -126,6 +160,29 @@ struct StatusReport {
             if let error = value("last_error") { lines.append("  last error: \(error)") }
         } else {
             lines.append("uplink       never ran on this database")
+        }
+        if let downlink, let members = try? JSON.members(of: Array(downlink.state.utf8)) {
+            func value(_ key: String) -> String? {
+                guard let member = members.first(where: { $0.key == key }), member.type != .null else { return nil }
+                return member.string ?? String(decoding: member.raw, as: UTF8.self)
+            }
+            var line = "downlink     \(value("phase") ?? "?") (reported \(Self.age(now - downlink.updatedAt)) ago)"
+            if let granted = value("granted_timeout_ms") { line += "; poll hold \(granted) ms" }
+            if let last = value("last_notification_at") { line += "; last notification \(last)" }
+            if let reconnects = value("reconnects") { line += "; reconnects \(reconnects)" }
+            lines.append(line)
+            if let reason = value("stop_reason") { lines.append("  stopped: \(reason)") }
+            if let error = value("last_error") { lines.append("  last error: \(error)") }
+        } else {
+            lines.append("downlink     never ran on this database")
+        }
+        if let newest = inbox.newestID {
+            lines.append("inbox        \(inbox.records) rows (\(inbox.gaps) gap markers), \(Self.size(inbox.bytes)); newest id \(newest)")
+        } else {
+            lines.append("inbox        empty")
+        }
+        for consumer in consumers {
+            lines.append("  consumer \(consumer.name) at \(consumer.position)")
         }
         if let head = auditHead {
             lines.append("audit head   #\(head.seq) \(head.hashHex.prefix(16))… at \(Timestamp.format(milliseconds: head.at))")

@@ -1,0 +1,329 @@
+import ArgumentParser
+import EdgeStore
+import EdgeUplink
+import Foundation
+
+struct InboxCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inbox",
+        abstract: "Read the notifications the downlink received.",
+        discussion: """
+            Each notification is one JSON line: {"id":N,"kind":"notification","channel":"/operations/1",\
+            "realtime_action":"CREATE","received_at":"...","data":{...}}. A gap marker \
+            ({"kind":"gap","data":{"reason":...}}) says the session was re-established and \
+            notifications sent meanwhile may be missing: fetch what matters over REST. \
+            --channel takes a glob: * matches any characters (/ included), ? one.
+            """,
+        subcommands: [InboxList.self, InboxFollow.self, InboxExec.self, InboxConsumers.self]
+    )
+}
+
+struct ChannelFilter: ParsableArguments {
+    @Option(help: ArgumentHelp("Only notifications on channels matching this glob (gap markers are always shown).", valueName: "glob"))
+    var channel: String?
+}
+
+struct InboxList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List received notifications, oldest first.")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var filter: ChannelFilter
+
+    @Option(help: ArgumentHelp("Only rows with an id greater than this.", valueName: "id"))
+    var since: Int64 = 0
+
+    @Option(help: "At most this many rows.")
+    var limit = 1000
+
+    @Flag(help: "One JSON object per line, with the data.")
+    var json = false
+
+    func run() throws {
+        do {
+            _ = try global.bootstrapLogging()
+            let db = try global.openConnection()
+            for entry in try InboxStore(db).list(afterID: max(since, 0), channel: filter.channel, limit: max(limit, 0)) {
+                print(json ? entry.jsonLine : Self.line(entry))
+            }
+        } catch {
+            throw fail(error)
+        }
+    }
+
+    static func line(_ entry: InboxEntry) -> String {
+        let head = "\(String(entry.id).leftPadded(8))  \(Timestamp.format(milliseconds: entry.receivedAt))  "
+        switch entry.kind {
+        case .gap:
+            return head + "GAP  \(entry.data)"
+        case .notification:
+            var data = entry.data
+            if data.count > 100 { data = String(data.prefix(99)) + "…" }
+            let action = entry.realtimeAction.map { " \($0)" } ?? ""
+            return head + "\(entry.channel ?? "")\(action)  \(data)"
+        }
+    }
+}
+
+struct ConsumerOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The consumer's name: its cursor is kept in the database under it ([A-Za-z0-9._-], up to 64).", valueName: "name"))
+    var consumer: String
+
+    @OptionGroup var filter: ChannelFilter
+
+    @Flag(help: "Exit 0 once every stored notification is handled, instead of waiting for more.")
+    var once = false
+
+    func validate() throws {
+        if let problem = InboxStore.consumerNameProblem(consumer) {
+            throw ValidationError("--consumer \(problem)")
+        }
+    }
+}
+
+/// Walks the inbox for one consumer: each row after its cursor is handed to `handle`; the
+/// cursor moves past a row only when `handle` returns true. Follows new rows as they are
+/// committed (woken through the database's WAL, from any process).
+struct InboxCursor {
+    let db: Connection
+    let consumer: String
+    let channel: String?
+    let wake = WakeSignal()
+
+    init(global: GlobalOptions, options: ConsumerOptions) throws {
+        db = try global.openConnection()
+        consumer = options.consumer
+        channel = options.filter.channel
+        wake.watch(databasePath: global.databasePath)
+    }
+
+    /// Runs until `handle` returns false (the consumer is gone) or, with `once`, the inbox is
+    /// exhausted. Returns whether it ended because the consumer went away.
+    func run(once: Bool, handle: (InboxEntry) async throws -> Bool) async throws -> Bool {
+        defer { wake.stop() }
+        let store = InboxStore(db)
+        while !Task.isCancelled {
+            let position = try store.position(of: consumer)
+            let purged = try store.purgedThrough()
+            if position < purged {
+                // Retention removed rows this consumer never read: tell it, like a gap.
+                let gap = InboxEntry(id: purged, kind: .gap, channel: nil, realtimeAction: nil,
+                                     data: #"{"reason":"retention removed notifications up to id \#(purged) before consumer \#(consumer) read them"}"#,
+                                     receivedAt: Timestamp.nowMilliseconds())
+                guard try await handle(gap) else { return true }
+                try advance(to: purged)
+                continue
+            }
+            let rows = try store.list(afterID: position, channel: channel, limit: 256)
+            if rows.isEmpty {
+                // Rows of other channels may lie between: skip the cursor past them.
+                let newest = try db.scalarInt("SELECT coalesce(max(id), 0) FROM inbox")
+                if channel != nil, newest > position { try advance(to: newest) }
+                if once { return false }
+                await wake.wait(timeout: .seconds(2))
+                continue
+            }
+            for row in rows {
+                guard try await handle(row) else { return true }
+                try advance(to: row.id)
+            }
+        }
+        return false
+    }
+
+    func advance(to id: Int64) throws {
+        try db.transaction { try InboxStore(db).advance(consumer, to: id, now: Timestamp.nowMilliseconds()) }
+    }
+}
+
+struct InboxFollow: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "follow",
+        abstract: "Stream notifications as JSON lines from the consumer's cursor, and keep following.",
+        discussion: "The cursor moves past a line only after it was written to stdout: a consumer that dies sees that line again (at least once). A new consumer starts at the oldest stored notification."
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var options: ConsumerOptions
+
+    func run() async throws {
+        signal(SIGPIPE, SIG_IGN)
+        do {
+            _ = try global.bootstrapLogging()
+            let cursor = try InboxCursor(global: global, options: options)
+            let gone = try await cursor.run(once: options.once) { entry in
+                FileOutput.standardOutput.writeAll(entry.jsonLine + "\n")
+            }
+            if gone { throw CLIFailure(status: .failure, message: "stdout was closed; the cursor of \(options.consumer) stays at the last line written") }
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+struct InboxExec: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "exec",
+        abstract: "Run a command once per notification, with the notification's JSON line on stdin.",
+        discussion: """
+            The cursor moves past a notification only when COMMAND exits 0. A failure (non-zero \
+            exit, a signal, --timeout) is audited and retried with exponential backoff; with \
+            --max-attempts the notification is skipped (and the skip audited) after that many \
+            failures. COMMAND also gets EDGEBUF_INBOX_ID, EDGEBUF_INBOX_KIND and \
+            EDGEBUF_INBOX_CHANNEL in its environment. Example: edgebuf inbox exec --consumer ops \
+            --channel '/operations/*' -- ./handle-operation.sh
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var options: ConsumerOptions
+
+    @Option(help: ArgumentHelp("Give up on a notification after this many failed runs (0: never).", valueName: "n"))
+    var maxAttempts = 0
+
+    @Option(help: ArgumentHelp("Seconds before COMMAND is killed and the run counts as failed (0: no limit).", valueName: "seconds"))
+    var timeout: Double = 300
+
+    @Option(help: ArgumentHelp("The first retry delay in seconds; it doubles up to --retry-max.", valueName: "seconds"))
+    var retryInitial: Double = 1
+
+    @Option(help: ArgumentHelp("The longest retry delay in seconds.", valueName: "seconds"))
+    var retryMax: Double = 60
+
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("The command and its arguments, after --.", valueName: "command"))
+    var command: [String] = []
+
+    func validate() throws {
+        guard !command.isEmpty else { throw ValidationError("give the command after --, e.g. edgebuf inbox exec --consumer ops -- ./handler.sh") }
+        guard maxAttempts >= 0 else { throw ValidationError("--max-attempts must be 0 or more") }
+        guard timeout >= 0, retryInitial > 0, retryMax >= retryInitial else {
+            throw ValidationError("--timeout must be >= 0, --retry-initial > 0 and --retry-max >= --retry-initial")
+        }
+    }
+
+    func run() async throws {
+        do {
+            _ = try global.bootstrapLogging()
+            let cursor = try InboxCursor(global: global, options: options)
+            _ = try await cursor.run(once: options.once) { entry in
+                var attempt = 0
+                var delay = retryInitial
+                while true {
+                    attempt += 1
+                    let outcome = Self.execute(command, entry: entry, timeout: timeout)
+                    if outcome.succeeded { return true }
+                    let giveUp = maxAttempts > 0 && attempt >= maxAttempts
+                    try audit(entry, outcome: outcome, attempt: attempt, giveUp: giveUp, retryIn: delay, db: cursor.db)
+                    FileOutput.standardError.write("edgebuf: inbox exec: notification \(entry.id): \(outcome.description) (attempt \(attempt))\(giveUp ? "; skipped after --max-attempts" : String(format: "; retrying in %.1f s", delay))\n")
+                    if giveUp { return true }
+                    try await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
+                    delay = min(delay * 2, retryMax)
+                }
+            }
+        } catch {
+            throw fail(error)
+        }
+    }
+
+    private func audit(_ entry: InboxEntry, outcome: Outcome, attempt: Int, giveUp: Bool, retryIn: Double, db: Connection) throws {
+        var detail = JSONObject()
+        detail.add("consumer", options.consumer)
+        detail.add("inbox_id", entry.id)
+        detail.add("channel", entry.channel)
+        detail.add("command", command[0])
+        detail.add("result", outcome.description)
+        detail.add("attempt", attempt)
+        if giveUp {
+            detail.add("outcome", "skipped")
+        } else {
+            detail.add("outcome", "retry")
+            detail.add("retry_in_ms", Int64(retryIn * 1000))
+        }
+        try db.transaction { _ = try AuditLog(db).append(giveUp ? "inbox_exec_skipped" : "inbox_exec_failed", detail) }
+    }
+
+    struct Outcome: CustomStringConvertible {
+        var status: Int32?
+        var signal: Int32?
+        var timedOut = false
+        var launchError: String?
+
+        var succeeded: Bool { status == 0 && !timedOut }
+        var description: String {
+            if let launchError { return "could not start: \(launchError)" }
+            if timedOut { return "killed after the --timeout" }
+            if let signal { return "killed by signal \(signal)" }
+            return "exit status \(status ?? -1)"
+        }
+    }
+
+    /// Runs the command with the entry's JSON line on stdin and waits for it.
+    static func execute(_ command: [String], entry: InboxEntry, timeout: Double) -> Outcome {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = command
+        var environment = ProcessInfo.processInfo.environment
+        environment["EDGEBUF_INBOX_ID"] = String(entry.id)
+        environment["EDGEBUF_INBOX_KIND"] = entry.kind.rawValue
+        environment["EDGEBUF_INBOX_CHANNEL"] = entry.channel ?? ""
+        process.environment = environment
+        let input = Pipe()
+        process.standardInput = input
+        let finished = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in finished.signal() }
+        // A handler that does not read stdin must not kill us: a write to its closed pipe
+        // then fails with EPIPE instead of raising SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
+        do {
+            try process.run()
+        } catch {
+            return Outcome(launchError: "\(error.localizedDescription)")
+        }
+        try? input.fileHandleForWriting.write(contentsOf: Data((entry.jsonLine + "\n").utf8))
+        try? input.fileHandleForWriting.close()
+        if timeout > 0, finished.wait(timeout: .now() + timeout) == .timedOut {
+            process.terminate()
+            if finished.wait(timeout: .now() + 5) == .timedOut { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+            return Outcome(timedOut: true)
+        }
+        process.waitUntilExit()
+        switch process.terminationReason {
+        case .uncaughtSignal: return Outcome(signal: process.terminationStatus)
+        default: return Outcome(status: process.terminationStatus)
+        }
+    }
+}
+
+struct InboxConsumers: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "consumers", abstract: "List consumers, their cursors and how far behind they are.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(help: "One JSON object per line.")
+    var json = false
+
+    func run() throws {
+        do {
+            _ = try global.bootstrapLogging()
+            let db = try global.openConnection()
+            let store = InboxStore(db)
+            let newest = try store.totals().newestID ?? 0
+            for consumer in try store.consumers() {
+                let behind = try db.scalarInt("SELECT count(*) FROM inbox WHERE id > \(consumer.position)")
+                if json {
+                    var out = JSONObject()
+                    out.add("consumer", consumer.name)
+                    out.add("position", consumer.position)
+                    out.add("behind", behind)
+                    out.add("newest_id", newest)
+                    out.add("updated_at", Timestamp.format(milliseconds: consumer.updatedAt))
+                    print(out.json)
+                } else {
+                    print("\(consumer.name.padding(toLength: 24, withPad: " ", startingAt: 0)) at \(consumer.position), \(behind) behind (updated \(Timestamp.format(milliseconds: consumer.updatedAt)))")
+                }
+            }
+        } catch {
+            throw fail(error)
+        }
+    }
+}

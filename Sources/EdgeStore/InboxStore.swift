@@ -128,6 +128,7 @@ public final class InboxStore {
         var bytes = 0
         var channels: [String] = []
         for row in notifications {
+            insert.reset()
             try insert.bind(row.channel, at: 1)
             try insert.bind(row.dedupeKey, at: 2)
             try insert.bind(row.realtimeAction, at: 3)

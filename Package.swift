@@ -24,6 +24,7 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CPosix"),
         .target(
             name: "EdgeStore",
             dependencies: [
@@ -80,6 +81,7 @@ let package = Package(
                 "EdgeUplink",
                 "EdgeDownlink",
                 "EdgeDoctor",
+                "CPosix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

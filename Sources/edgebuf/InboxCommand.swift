@@ -1,4 +1,5 @@
 import ArgumentParser
+import CPosix
 import EdgeStore
 import EdgeUplink
 import Foundation
@@ -80,9 +81,10 @@ struct ConsumerOptions: ParsableArguments {
     }
 }
 
-/// Walks the inbox for one consumer: each row after its cursor is handed to `handle`; the
-/// cursor moves past a row only when `handle` returns true. Follows new rows as they are
-/// committed (woken through the database's WAL, from any process).
+/// Walks the inbox for one consumer: rows after its cursor are handed over in batches; the
+/// cursor moves past a row only once it is confirmed (`handle` returned true for it and
+/// `confirm` for its batch). Follows new rows as they are committed (woken through the
+/// database's WAL, from any process).
 struct InboxCursor {
     let db: Connection
     let consumer: String
@@ -96,9 +98,11 @@ struct InboxCursor {
         wake.watch(databasePath: global.databasePath)
     }
 
-    /// Runs until `handle` returns false (the consumer is gone) or, with `once`, the inbox is
-    /// exhausted. Returns whether it ended because the consumer went away.
-    func run(once: Bool, handle: (InboxEntry) async throws -> Bool) async throws -> Bool {
+    /// Runs until the consumer is gone (`handle` or `confirm` returned false; the result is
+    /// then true) or, with `once`, the inbox is exhausted. With `confirmEach`, each row is
+    /// confirmed on its own; otherwise `confirm` runs once per batch.
+    func run(once: Bool, confirmEach: Bool, confirm: () -> Bool = { true },
+             handle: (InboxEntry) async throws -> Bool) async throws -> Bool {
         defer { wake.stop() }
         let store = InboxStore(db)
         while !Task.isCancelled {
@@ -109,7 +113,7 @@ struct InboxCursor {
                 let gap = InboxEntry(id: purged, kind: .gap, channel: nil, realtimeAction: nil,
                                      data: #"{"reason":"retention removed notifications up to id \#(purged) before consumer \#(consumer) read them"}"#,
                                      receivedAt: Timestamp.nowMilliseconds())
-                guard try await handle(gap) else { return true }
+                guard try await handle(gap), confirm() else { return true }
                 try advance(to: purged)
                 continue
             }
@@ -124,7 +128,11 @@ struct InboxCursor {
             }
             for row in rows {
                 guard try await handle(row) else { return true }
-                try advance(to: row.id)
+                if confirmEach { try advance(to: row.id) }
+            }
+            if !confirmEach {
+                guard confirm() else { return true }
+                try advance(to: rows[rows.count - 1].id)
             }
         }
         return false
@@ -135,11 +143,28 @@ struct InboxCursor {
     }
 }
 
+/// Waits until the reader of a pipe on `fd` has read everything written to it: true then,
+/// false when the reader is gone. True at once for anything but a pipe (a file, a terminal),
+/// where a completed write is all there is to know.
+func waitUntilRead(fd: Int32) -> Bool {
+    var info = stat()
+    guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFIFO else { return true }
+    var pause: Int32 = 1
+    while true {
+        let unread = cposix_unread_bytes(fd)
+        if unread <= 0 { return unread == 0 }
+        // With no events asked, poll reports only POLLERR/POLLHUP: the reader closed its end.
+        var watch = pollfd(fd: fd, events: 0, revents: 0)
+        if poll(&watch, 1, pause) > 0, watch.revents & Int16(POLLERR | POLLHUP) != 0 { return false }
+        pause = min(pause * 2, 50)
+    }
+}
+
 struct InboxFollow: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "follow",
         abstract: "Stream notifications as JSON lines from the consumer's cursor, and keep following.",
-        discussion: "The cursor moves past a line only after it was written to stdout: a consumer that dies sees that line again (at least once). A new consumer starts at the oldest stored notification."
+        discussion: "The cursor moves past a line only after the reader has taken it: on a pipe, once the reader has read it out of the pipe; on a file or terminal, once it is written. A consumer that dies before reading a line sees it again when it comes back (at least once; lines it read just before dying may repeat). A new consumer starts at the oldest stored notification."
     )
 
     @OptionGroup var global: GlobalOptions
@@ -150,7 +175,7 @@ struct InboxFollow: AsyncParsableCommand {
         do {
             _ = try global.bootstrapLogging()
             let cursor = try InboxCursor(global: global, options: options)
-            let gone = try await cursor.run(once: options.once) { entry in
+            let gone = try await cursor.run(once: options.once, confirmEach: false, confirm: { waitUntilRead(fd: 1) }) { entry in
                 FileOutput.standardOutput.writeAll(entry.jsonLine + "\n")
             }
             if gone { throw CLIFailure(status: .failure, message: "stdout was closed; the cursor of \(options.consumer) stays at the last line written") }
@@ -204,7 +229,7 @@ struct InboxExec: AsyncParsableCommand {
         do {
             _ = try global.bootstrapLogging()
             let cursor = try InboxCursor(global: global, options: options)
-            _ = try await cursor.run(once: options.once) { entry in
+            _ = try await cursor.run(once: options.once, confirmEach: true) { entry in
                 var attempt = 0
                 var delay = retryInitial
                 while true {
@@ -256,41 +281,84 @@ struct InboxExec: AsyncParsableCommand {
         }
     }
 
-    /// Runs the command with the entry's JSON line on stdin and waits for it.
+    /// Runs the command in a process group of its own, with the entry's JSON line on stdin,
+    /// and waits for it; at the timeout the whole group (the command and anything it
+    /// started) gets SIGTERM, then SIGKILL 5 s later.
     static func execute(_ command: [String], entry: InboxEntry, timeout: Double) -> Outcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
         var environment = ProcessInfo.processInfo.environment
         environment["EDGEBUF_INBOX_ID"] = String(entry.id)
         environment["EDGEBUF_INBOX_KIND"] = entry.kind.rawValue
         environment["EDGEBUF_INBOX_CHANNEL"] = entry.channel ?? ""
-        process.environment = environment
-        let input = Pipe()
-        process.standardInput = input
-        let finished = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in finished.signal() }
-        // A handler that does not read stdin must not kill us: a write to its closed pipe
-        // then fails with EPIPE instead of raising SIGPIPE.
-        signal(SIGPIPE, SIG_IGN)
-        do {
-            try process.run()
-        } catch {
-            return Outcome(launchError: "\(error.localizedDescription)")
+        var pipeEnds: [Int32] = [0, 0]
+        guard pipe(&pipeEnds) == 0 else { return Outcome(launchError: "pipe: \(String(cString: strerror(errno)))") }
+        let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_adddup2(&actions, readEnd, 0)
+        posix_spawn_file_actions_addclose(&actions, readEnd)
+        posix_spawn_file_actions_addclose(&actions, writeEnd)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGPIPE)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        defer {
+            posix_spawn_file_actions_destroy(&actions)
+            posix_spawnattr_destroy(&attributes)
         }
-        try? input.fileHandleForWriting.write(contentsOf: Data((entry.jsonLine + "\n").utf8))
-        try? input.fileHandleForWriting.close()
-        if timeout > 0, finished.wait(timeout: .now() + timeout) == .timedOut {
-            process.terminate()
-            if finished.wait(timeout: .now() + 5) == .timedOut { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
+        let argv = command.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let spawned = posix_spawnp(&pid, command[0], &actions, &attributes, argv, envp)
+        close(readEnd)
+        guard spawned == 0 else {
+            close(writeEnd)
+            return Outcome(launchError: "\(command[0]): \(String(cString: strerror(spawned)))")
+        }
+        // A handler that does not read stdin must not kill us: with SIGPIPE ignored the
+        // write fails with EPIPE instead.
+        signal(SIGPIPE, SIG_IGN)
+        _ = FileOutput(fd: writeEnd).writeAll(entry.jsonLine + "\n")
+        close(writeEnd)
+
+        let deadline = timeout > 0 ? ContinuousClock.now + .milliseconds(Int64(timeout * 1000)) : nil
+        var killAt: ContinuousClock.Instant?
+        var timedOut = false
+        var status: Int32 = 0
+        while true {
+            let done = waitpid(pid, &status, WNOHANG)
+            if done == pid { break }
+            if done < 0 && errno != EINTR { return Outcome(launchError: "waitpid: \(String(cString: strerror(errno)))") }
+            let now = ContinuousClock.now
+            if let deadline, now >= deadline, !timedOut {
+                timedOut = true
+                kill(-pid, SIGTERM)
+                killAt = now + .seconds(5)
+            }
+            if let at = killAt, now >= at {
+                kill(-pid, SIGKILL)
+                killAt = nil
+            }
+            usleep(10_000)
+        }
+        if timedOut {
+            kill(-pid, SIGKILL)  // anything of the group still left
             return Outcome(timedOut: true)
         }
-        process.waitUntilExit()
-        switch process.terminationReason {
-        case .uncaughtSignal: return Outcome(signal: process.terminationStatus)
-        default: return Outcome(status: process.terminationStatus)
-        }
+        // WIFEXITED / WTERMSIG are macros: decode the status word by hand.
+        let signalNumber = status & 0x7f
+        if signalNumber == 0 { return Outcome(status: (status >> 8) & 0xff) }
+        return Outcome(signal: signalNumber)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// One contract, three setups: the simulator over HTTP, over HTTPS, and behind a real nginx

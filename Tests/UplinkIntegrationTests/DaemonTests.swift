@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `edgebuf run` as a daemon: kill -9 during a drain, graceful stop, wake-up on enqueue.

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Every row of the uplink's error table, injected with the simulator's faults and checked

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// mitmproxy in front of the HTTPS simulator: as a TLS-intercepting proxy edgebuf must refuse

@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 
 /// The uplink against the platform simulator and real peers (nginx, mitmproxy), through the

@@ -1,29 +1,28 @@
 import Foundation
-import TestSupport
 
 /// `tools/simulator.py`, started directly with the real Python interpreter (on this machine
 /// `python3` may be a pyenv shim that forks, and signalling the shim leaves the simulator
 /// running), stopped with SIGTERM. Its control API is spoken with curl.
-final class Simulator: @unchecked Sendable {
-    static let devices = ["gw-1": "secret-1"]
-    static let cumulocityUsers = ["t1/alice": "pw-1"]
+public final class Simulator: @unchecked Sendable {
+    public static let devices = ["gw-1": "secret-1"]
+    public static let cumulocityUsers = ["t1/alice": "pw-1"]
 
-    let directory = TemporaryDirectory("edgebuf-sim")
-    let process: ChildProcess
-    let url: String
-    let port: Int
+    public let directory = TemporaryDirectory("edgebuf-sim")
+    public let process: ChildProcess
+    public let url: String
+    public let port: Int
     /// The CA that signed the simulator's certificate (with --https).
-    let caFile: String?
+    public let caFile: String?
 
     /// The interpreter behind `python3`.
-    static let python: String = {
+    public static let python: String = {
         let shim = (try? which("python3")) ?? "/usr/bin/python3"
         let answer = try? run(shim, ["-c", "import sys; print(sys.executable)"])
         let path = answer?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
         return path.isEmpty ? shim : path
     }()
 
-    init(https: Bool = false, extra: [String] = []) throws {
+    public init(https: Bool = false, extra: [String] = []) throws {
         var arguments = [repositoryRoot + "/tools/simulator.py", "--ready-file", directory.file("ready.json"),
                          "--state-dir", directory.file("state")]
         if https { arguments.append("--https") }
@@ -54,7 +53,7 @@ final class Simulator: @unchecked Sendable {
 
     /// One control request; the answer's JSON.
     @discardableResult
-    func control(_ method: String, _ path: String, _ body: Any? = nil) throws -> Any {
+    public func control(_ method: String, _ path: String, _ body: Any? = nil) throws -> Any {
         var arguments = ["-sS", "--max-time", "20", "-X", method, "-w", "\n%{http_code}"]
         if let caFile { arguments += ["--cacert", caFile] }
         var input: String?
@@ -72,30 +71,30 @@ final class Simulator: @unchecked Sendable {
     }
 
     /// Queues faults (each a fault object of SIMULATOR.md).
-    func fault(_ faults: JSONDict...) throws {
+    public func fault(_ faults: JSONDict...) throws {
         try control("POST", "/_sim/faults", faults)
     }
 
-    func configure(_ changes: JSONDict) throws {
+    public func configure(_ changes: JSONDict) throws {
         try control("POST", "/_sim/config", changes)
     }
 
     /// Every accepted record, in acceptance order.
-    func accepted() throws -> [JSONDict] {
+    public func accepted() throws -> [JSONDict] {
         (try control("GET", "/_sim/accepted") as? JSONDict)?["records"] as? [JSONDict] ?? []
     }
 
     /// The platform request log (data and auth requests; never control requests).
-    func requests() throws -> [JSONDict] {
+    public func requests() throws -> [JSONDict] {
         (try control("GET", "/_sim/requests") as? JSONDict)?["requests"] as? [JSONDict] ?? []
     }
 
     /// Data requests only (not device-auth).
-    func dataRequests() throws -> [JSONDict] {
+    public func dataRequests() throws -> [JSONDict] {
         try requests().filter { $0.string("path") != "/v5/device-auth" }
     }
 
-    func stats() throws -> JSONDict {
+    public func stats() throws -> JSONDict {
         try control("GET", "/_sim/stats") as? JSONDict ?? [:]
     }
 }

@@ -4,9 +4,9 @@ import Glibc
 #endif
 
 /// A failure of the test setup or of an expectation that cannot go on.
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct TestFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// A long-running child (simulator, nginx, mitmproxy, `edgebuf run`) started with
@@ -15,14 +15,14 @@ struct TestFailure: Error, CustomStringConvertible {
 /// Not `Foundation.Process`: the test runner's threads may block SIGTERM, and a child inherits
 /// that mask, so a graceful-stop test would test the mask, not the daemon. Here the child
 /// starts with an empty signal mask and default dispositions, as under systemd.
-final class ChildProcess: @unchecked Sendable {
-    let pid: pid_t
-    let stdoutPath: String
-    let stderrPath: String
+public final class ChildProcess: @unchecked Sendable {
+    public let pid: pid_t
+    public let stdoutPath: String
+    public let stderrPath: String
     private let lock = NSLock()
     private var status: Int32?
 
-    init(_ executable: String, _ arguments: [String], stdout: String, stderr: String,
+    public init(_ executable: String, _ arguments: [String], stdout: String, stderr: String,
          environment: [String: String] = [:]) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -63,7 +63,7 @@ final class ChildProcess: @unchecked Sendable {
     deinit { kill9() }
 
     /// The exit status (128 + signal when killed by one), or nil while running.
-    var exitStatus: Int32? {
+    public var exitStatus: Int32? {
         lock.lock()
         defer { lock.unlock() }
         if let status { return status }
@@ -75,16 +75,16 @@ final class ChildProcess: @unchecked Sendable {
         return status
     }
 
-    var isRunning: Bool { exitStatus == nil }
+    public var isRunning: Bool { exitStatus == nil }
 
     /// Sends `signal`.
-    func send(_ signal: Int32) {
+    public func send(_ signal: Int32) {
         if isRunning { kill(pid, signal) }
     }
 
     /// Waits for the exit; nil if still running after `timeout`.
     @discardableResult
-    func wait(timeout: Duration) -> Int32? {
+    public func wait(timeout: Duration) -> Int32? {
         let deadline = ContinuousClock.now + timeout
         while true {
             if let status = exitStatus { return status }
@@ -94,24 +94,24 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// SIGKILL and reap.
-    func kill9() {
+    public func kill9() {
         guard isRunning else { return }
         kill(pid, SIGKILL)
         wait(timeout: .seconds(10))
     }
 
     /// SIGTERM, then SIGKILL if it has not exited within `grace`.
-    func stop(grace: Duration = .seconds(3)) {
+    public func stop(grace: Duration = .seconds(3)) {
         send(SIGTERM)
         if wait(timeout: grace) == nil { kill9() }
     }
 
-    var stdoutText: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
-    var stderrText: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+    public var stdoutText: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+    public var stderrText: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 }
 
 /// A free TCP port on 127.0.0.1, from the kernel (bind to port 0, read it, close).
-func freePort() throws -> Int {
+public func freePort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw TestFailure("socket() failed") }
     defer { close(fd) }
@@ -131,7 +131,7 @@ func freePort() throws -> Int {
 }
 
 /// Whether something accepts TCP connections on 127.0.0.1:`port`.
-func isListening(port: Int) -> Bool {
+public func isListening(port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { return false }
     defer { close(fd) }
@@ -146,7 +146,7 @@ func isListening(port: Int) -> Bool {
 
 /// Polls `condition` every `interval` until it holds or `timeout` passes; returns whether it held.
 @discardableResult
-func poll(timeout: Duration, interval: Duration = .milliseconds(20), _ condition: () throws -> Bool) rethrows -> Bool {
+public func poll(timeout: Duration, interval: Duration = .milliseconds(20), _ condition: () throws -> Bool) rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout
     while true {
         if try condition() { return true }
@@ -155,16 +155,16 @@ func poll(timeout: Duration, interval: Duration = .milliseconds(20), _ condition
     }
 }
 
-func sleep(_ duration: Duration) {
+public func sleep(_ duration: Duration) {
     Thread.sleep(forTimeInterval: Double(duration.components.attoseconds) / 1e18 + Double(duration.components.seconds))
 }
 
-/// The repository root (this file is Tests/UplinkIntegrationTests/Support/ChildProcess.swift).
-let repositoryRoot: String = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+/// The repository root (this file is Tests/TestSupport/ChildProcess.swift).
+public let repositoryRoot: String = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
 /// Finds an executable on PATH.
-func which(_ name: String) throws -> String {
+public func which(_ name: String) throws -> String {
     for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") + ["/usr/sbin", "/usr/bin"] {
         let path = "\(directory)/\(name)"
         if FileManager.default.isExecutableFile(atPath: path) { return path }

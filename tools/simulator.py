@@ -1541,4 +1541,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    import simulator_bayeux  # Bayeux at /notification/realtime: tools/simulator_bayeux.py
+    EXTRA_ROUTE_INSTALLERS.append(simulator_bayeux.install)
     sys.exit(main())

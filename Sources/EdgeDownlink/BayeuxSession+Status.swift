@@ -9,7 +9,7 @@ extension BayeuxSession {
     public struct Status: Sendable, Equatable {
         /// handshaking, connected, unconnected, disconnecting, disconnected, stopped (and why).
         public var phase: BayeuxPhase
-        /// The hold time in force for connects (the server's advice, else the requested).
+        /// The hold time in force for connects: the requested one, capped by the server's advice.
         public var grantedTimeout: Duration
         /// The hold time the session asks for.
         public var requestedTimeout: Duration

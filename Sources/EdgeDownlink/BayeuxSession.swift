@@ -39,9 +39,9 @@ import EdgeBuffer
 ///   failed handshake repeated. An unknown client (`402::Unknown client`, Faye's
 ///   `401:<id>:Unknown client`, `403`) re-handshakes even without advice; refused credentials
 ///   (`403::Handshake denied`, HTTP 401/403) wait the long credentials backoff.
-/// - The first connect after a handshake asks `timeout: 0`; later ones the requested hold
-///   time. A connect's deadline is the granted timeout (the newest advice's, else the
-///   requested) plus the margin; other requests get the margin. The machine itself treats a
+/// - The first connect after a handshake asks `timeout: 0`; later ones the hold time in
+///   force: the requested one, capped by the newest advice's `timeout`. A connect's deadline
+///   is that hold time plus the margin; other requests get the margin. The machine itself treats a
 ///   request still outstanding at its deadline as failed (dead poll) and cancels it.
 /// - After every successful handshake every wanted channel is subscribed again; after every
 ///   successful RE-handshake a gap marker is stored before anything else of the new session.
@@ -327,7 +327,7 @@ public struct BayeuxSession<Instant: InstantProtocol & Sendable>: Sendable where
                 scheduleHandshake(due: now, cause: cause)
                 return nil
             }
-            let timeout: Duration = firstConnectPending ? .zero : configuration.requestedTimeout
+            let timeout: Duration = firstConnectPending ? .zero : grantedTimeout
             let request = BayeuxRequest.connect(id: newRequestID(), messageID: newMessageID(), clientID: clientID, timeout: timeout)
             path = .awaitingConnect
             return send(request, lane: \.poll, deadline: now.advanced(by: grantedTimeout + configuration.pollDeadlineMargin))
@@ -375,11 +375,15 @@ public struct BayeuxSession<Instant: InstantProtocol & Sendable>: Sendable where
 
     // MARK: Helpers
 
-    /// The hold time the server granted: the newest advice's positive `timeout`, else the one
-    /// we ask for. (A `timeout: 0` in advice is ignored: it may echo our first connect's
-    /// `timeout: 0` and would make every later poll look dead after the margin.)
+    /// The hold time in force: what we ask for, but never more than the newest advice's
+    /// positive `timeout`. Servers advise their maximum (Faye always its own timeout, whatever
+    /// was asked), and a connect that asks for more than a server allows can lose the session
+    /// silently (Faye answers it when the session dies). A server that holds longer than we
+    /// asked is cut at our deadline: the network in between would not keep the poll anyway.
+    /// (A `timeout: 0` in advice is ignored: it may echo our first connect's `timeout: 0` and
+    /// would make every later poll look dead after the margin.)
     var grantedTimeout: Duration {
-        if let timeout = advice?.timeout, timeout > .zero { return timeout }
+        if let timeout = advice?.timeout, timeout > .zero { return min(timeout, configuration.requestedTimeout) }
         return configuration.requestedTimeout
     }
 

@@ -368,7 +368,8 @@ import Testing
 
     @Test(arguments: [UInt64(3), 17, 99])
     func backoffJitterStaysWithinBounds(seed: UInt64) {
-        var h = Harness(random: SplitMix64(seed: seed))
+        // A two-hour idle limit: the session outlives the twelve backoffs.
+        var h = Harness(configure: { $0.networkIdleLimit = .seconds(7200) }, random: SplitMix64(seed: seed))
         h.session.start(now: h.now)
         var poll = h.connect(connectAdvice: #"{"timeout":3600000,"reconnect":"retry"}"#)
         for failure in 0..<12 {

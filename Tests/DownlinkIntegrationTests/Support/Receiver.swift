@@ -62,9 +62,10 @@ final class Receiver: @unchecked Sendable {
         try inbox().filter { $0.string("kind") == "gap" }
     }
 
-    /// The `n` of each stored notification's data, in inbox order.
+    /// The `n` of each stored notification's data (bare, or in Cumulocity's
+    /// `{"realtimeAction", "data"}` wrapper), in inbox order.
     func numbers() throws -> [Int] {
-        try notifications().compactMap { $0.object("data")?.int("n") }
+        try notifications().compactMap { $0.object("data")?.int("n") ?? $0.object("data")?.object("data")?.int("n") }
     }
 
     /// The downlink's last saved state, read straight from the file.

@@ -111,6 +111,7 @@ public actor DownlinkEngine: Service {
             case .report(let report):
                 record(report)
             case .wait(let until):
+                writeStateQuietly(force: false)  // what status shows while we wait (at most once a second)
                 guard let input = await next(&iterator, until: earliest(until, shutdownBy)) else { return }
                 if handle(input) { shutdownBy = shutdownBy ?? clock.now.advanced(by: shutdownGrace) }
             case .idle:

@@ -328,10 +328,7 @@ public actor DownlinkEngine: Service {
         state.add("last_error", storeError ?? status.lastError)
         state.add("session", status.sessionFingerprint)
         state.add("pid", Int(getpid()))
-        let stmt = try db.cached("INSERT INTO runtime_state (component, updated_at, state) VALUES ('downlink', ?, ?) ON CONFLICT(component) DO UPDATE SET updated_at = excluded.updated_at, state = excluded.state")
-        try stmt.bind(nowWall, at: 1)
-        try stmt.bind(state.json, at: 2)
-        try stmt.run()
+        try RuntimeState.save(db, component: "downlink", state: state, at: nowWall)
     }
 
     static func milliseconds(_ duration: Duration) -> Int64 {

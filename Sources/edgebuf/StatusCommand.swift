@@ -52,10 +52,8 @@ struct StatusReport {
             report.deadLetters = try DeadLetterStore(db).total()
             report.auditHead = try AuditLog(db).head()
             report.fileBytes = try db.scalarInt("PRAGMA page_count") * db.scalarInt("PRAGMA page_size")
-            let state = try db.prepare("SELECT updated_at, state FROM runtime_state WHERE component = 'uplink'")
-            if try state.step() { report.uplink = (state.int64(0), state.text(1)) }
-            let down = try db.prepare("SELECT updated_at, state FROM runtime_state WHERE component = 'downlink'")
-            if try down.step() { report.downlink = (down.int64(0), down.text(1)) }
+            report.uplink = try RuntimeState.load(db, component: "uplink")
+            report.downlink = try RuntimeState.load(db, component: "downlink")
             report.inbox = try InboxStore(db).totals()
             report.consumers = try InboxStore(db).consumers()
         }
@@ -98,21 +96,15 @@ struct StatusReport {
         audit.add("seq", auditHead?.seq ?? 0)
         audit.add("hash", auditHead?.hashHex)
         out.add("audit_head", rawJSON: Array(audit.json.utf8))
-        if let uplink {
+        for (name, saved) in [("uplink", uplink), ("downlink", downlink)] {
+            guard let saved else {
+                out.add(name, nil as String?)
+                continue
+            }
             var state = JSONObject()
-            state.add("updated_at", Timestamp.format(milliseconds: uplink.updatedAt))
-            state.add("state", rawJSON: Array(uplink.state.utf8))
-            out.add("uplink", rawJSON: Array(state.json.utf8))
-        } else {
-            out.add("uplink", nil as String?)
-        }
-        if let downlink {
-            var state = JSONObject()
-            state.add("updated_at", Timestamp.format(milliseconds: downlink.updatedAt))
-            state.add("state", rawJSON: Array(downlink.state.utf8))
-            out.add("downlink", rawJSON: Array(state.json.utf8))
-        } else {
-            out.add("downlink", nil as String?)
+            state.add("updated_at", Timestamp.format(milliseconds: saved.updatedAt))
+            state.add("state", rawJSON: Array(saved.state.utf8))
+            out.add(name, rawJSON: Array(state.json.utf8))
         }
         var inboxJSON = JSONObject()
         inboxJSON.add("records", inbox.records)
@@ -148,11 +140,7 @@ struct StatusReport {
             lines.append("  \(label.padding(toLength: 26, withPad: " ", startingAt: 0)) \(String(row.records).leftPadded(9)) records  \(Self.size(row.bytes).leftPadded(10))")
         }
         lines.append("dead letters \(deadLetters.records) records, \(Self.size(deadLetters.bytes))")
-        if let uplink, let members = try? JSON.members(of: Array(uplink.state.utf8)) {
-            func value(_ key: String) -> String? {
-                guard let member = members.first(where: { $0.key == key }), member.type != .null else { return nil }
-                return member.string ?? String(decoding: member.raw, as: UTF8.self)
-            }
+        if let uplink, let value = Self.reader(uplink.state) {
             var line = "uplink       \(value("phase") ?? "?") (\(value("platform") ?? "?"), reported \(Self.age(now - uplink.updatedAt)) ago)"
             if let success = value("last_success") { line += "; last success \(success)" }
             if let backoff = value("current_backoff_ms") { line += "; backoff \(backoff) ms" }
@@ -161,11 +149,7 @@ struct StatusReport {
         } else {
             lines.append("uplink       never ran on this database")
         }
-        if let downlink, let members = try? JSON.members(of: Array(downlink.state.utf8)) {
-            func value(_ key: String) -> String? {
-                guard let member = members.first(where: { $0.key == key }), member.type != .null else { return nil }
-                return member.string ?? String(decoding: member.raw, as: UTF8.self)
-            }
+        if let downlink, let value = Self.reader(downlink.state) {
             var line = "downlink     \(value("phase") ?? "?") (reported \(Self.age(now - downlink.updatedAt)) ago)"
             if let granted = value("granted_timeout_ms") { line += "; poll hold \(granted) ms" }
             if let last = value("last_notification_at") { line += "; last notification \(last)" }
@@ -190,6 +174,15 @@ struct StatusReport {
             lines.append("audit head   (empty)")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// Reads members of a saved state object as text (strings unquoted), nil when absent or null.
+    static func reader(_ state: String) -> ((String) -> String?)? {
+        guard let members = try? JSON.members(of: Array(state.utf8)) else { return nil }
+        return { key in
+            guard let member = members.first(where: { $0.key == key }), member.type != .null else { return nil }
+            return member.string ?? String(decoding: member.raw, as: UTF8.self)
+        }
     }
 
     static func size(_ bytes: Int64) -> String {

@@ -32,6 +32,9 @@ public final class ConfigDocument {
 
     public init(file: String, text: String) throws {
         self.file = file
+        if let problem = ConfigSection.unsafeForParser(text) {
+            throw ConfigurationError(file: file, key: "", reason: "not valid TOML: \(problem)")
+        }
         do {
             root = try TOMLTable(string: text)
         } catch let error as TOMLParseError {
@@ -199,6 +202,36 @@ public final class ConfigSection {
         }
     }
 
+    /// What the TOML parser (toml++ inside TOMLKit) would mishandle: it reads the text as a C
+    /// string, so a NUL byte silently ends the file there; and a table header whose name starts
+    /// with a character that cannot start a key (`[,x]`, `[.x]`, `[=]`) trips an assertion
+    /// that aborts the process. Both are refused here, naming the line.
+    static func unsafeForParser(_ text: String) -> String? {
+        var inMultiline: String?  // the delimiter of the multi-line string we are in
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let number = index + 1
+            if line.contains("\u{0}") { return "a NUL byte at line \(number); the file must be text" }
+            if let delimiter = inMultiline {
+                if line.components(separatedBy: delimiter).count % 2 == 0 { inMultiline = nil }
+                continue
+            }
+            for delimiter in ["\"\"\"", "'''"] where line.components(separatedBy: delimiter).count % 2 == 0 {
+                inMultiline = delimiter
+            }
+            var rest = line.drop { $0 == " " || $0 == "\t" }
+            guard rest.first == "[" else { continue }
+            rest = rest.dropFirst()
+            if rest.first == "[" { rest = rest.dropFirst() }
+            rest = rest.drop { $0 == " " || $0 == "\t" }
+            guard let first = rest.first else { continue }
+            let startsAKey = first.isASCII && (first.isLetter || first.isNumber) || "_-\"'] ".contains(first)
+            if !startsAKey {
+                return "table header at line \(number) starts with '\(first)': give a section name, e.g. [database]"
+            }
+        }
+        return nil
+    }
+
     static func parseDuration(_ text: String) -> Double? {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
         let trimmed = text.trimmingCharacters(in: .whitespaces)
@@ -212,7 +245,11 @@ public final class ConfigSection {
         let units: [(String, Int64)] = [("KB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30), ("B", 1)]
         let trimmed = text.trimmingCharacters(in: .whitespaces).uppercased()
         for (unit, factor) in units where trimmed.hasSuffix(unit) {
-            if let n = Double(trimmed.dropLast(unit.count).trimmingCharacters(in: .whitespaces)), n >= 0 { return Int64(n * Double(factor)) }
+            // Finite and within Int64 (1e300KB or infGB must be an error, not a trap).
+            if let n = Double(trimmed.dropLast(unit.count).trimmingCharacters(in: .whitespaces)), n >= 0, n.isFinite,
+               n * Double(factor) < 9.0e18 {
+                return Int64(n * Double(factor))
+            }
         }
         return Int64(trimmed)
     }

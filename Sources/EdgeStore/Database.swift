@@ -36,10 +36,18 @@ public enum Database {
     /// Opens (creating if needed) and migrates the database at `path`.
     public static func open(path: String, options: DatabaseOptions = DatabaseOptions()) throws -> Connection {
         try createIfMissing(path: path)
+        // Decide on a read-only connection whether the file may be used. Closing the last
+        // read-write connection checkpoints the -wal into the main file, so refusing a file
+        // through one could still write to it: a -wal left next to a file that replaced the
+        // database would be copied into that file as the refusal closes.
+        do {
+            let probe = try Connection(path: path, readOnly: true)
+            probe.setBusyTimeout(milliseconds: options.busyTimeoutMilliseconds)
+            try checkOwnership(probe)
+            if options.checkOnOpen { try quickCheck(probe) }
+        }
         let connection = try Connection(path: path)
         connection.setBusyTimeout(milliseconds: options.busyTimeoutMilliseconds)
-        try checkOwnership(connection)
-        if options.checkOnOpen { try quickCheck(connection) }
         try connection.execute("PRAGMA journal_mode = WAL")
         try configure(connection, options: options)
         try Migrator.migrate(connection)
@@ -70,20 +78,44 @@ public enum Database {
         if manager.fileExists(atPath: path) { return }
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty && !manager.fileExists(atPath: directory) {
-            do {
-                try manager.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                            attributes: [.posixPermissions: 0o700])
-            } catch {
-                throw DatabaseError.cannotCreate(path: path, reason: "its directory cannot be created (\(error.localizedDescription))")
+            let failure = makeDirectories(directory)
+            if failure != 0 {
+                throw creationError(path: path, errno: failure, what: "its directory \(directory) cannot be created")
             }
         }
         let fd = Foundation.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         if fd < 0 {
             if errno == EEXIST { return }
-            throw DatabaseError.cannotCreate(path: path, reason: String(cString: strerror(errno)))
+            throw creationError(path: path, errno: errno, what: "it cannot be created")
         }
         fchmod(fd, 0o600)  // in case the umask took bits away we want, or left ones we don't
         close(fd)
+    }
+
+    /// Creates `directory` and its missing parents, each 0700; 0 or the failing errno.
+    static func makeDirectories(_ directory: String) -> Int32 {
+        var missing: [String] = []
+        var current = directory
+        while !current.isEmpty, current != "/", !FileManager.default.fileExists(atPath: current) {
+            missing.append(current)
+            current = (current as NSString).deletingLastPathComponent
+        }
+        for path in missing.reversed() {
+            if mkdir(path, 0o700) != 0 && errno != EEXIST { return errno }
+            chmod(path, 0o700)  // in case the umask took away bits we want
+        }
+        return 0
+    }
+
+    /// A failure to create the file or its directory. Permission problems (EACCES, EPERM,
+    /// EROFS) are reported like SQLite's own "cannot open" (exit 77 in the CLI), the rest as
+    /// a plain creation failure.
+    static func creationError(path: String, errno code: Int32, what: String) -> DatabaseError {
+        let reason = String(cString: strerror(code))
+        if code == EACCES || code == EPERM || code == EROFS {
+            return DatabaseError(resultCode: SQLITE_CANTOPEN, message: "\(what): \(reason)", sql: nil, path: path)
+        }
+        return DatabaseError.cannotCreate(path: path, reason: "\(what) (\(reason))")
     }
 
     static func checkOwnership(_ connection: Connection) throws {

@@ -61,27 +61,43 @@ struct JSONLinesEnqueuer {
         var groupStarted: ContinuousClock.Instant?
         let progress = Progress(enabled: showProgress)
 
+        // Counts a stored group and prints its acks.
+        func acknowledge(_ group: Group, _ ids: [Int64]) {
+            summary.stored += ids.count
+            progress.update(stored: summary.stored)
+            if ack {
+                var out = ""
+                out.reserveCapacity(ids.count * 24)
+                for (line, id) in zip(group.lineNumbers, ids) { out += "{\"line\":\(line),\"id\":\(id)}\n" }
+                FileOutput.standardOutput.write(out)
+            }
+        }
+
         // Waits for the oldest group, prints its acks, and throws if it failed.
         func settleOldest() throws {
             let group = inFlight.removeFirst()
             group.done.wait()
             switch group.result.withLock({ $0! }) {
             case .success(let ids):
-                summary.stored += ids.count
-                progress.update(stored: summary.stored)
-                if ack {
-                    var out = ""
-                    out.reserveCapacity(ids.count * 24)
-                    for (line, id) in zip(group.lineNumbers, ids) { out += "{\"line\":\(line),\"id\":\(id)}\n" }
-                    FileOutput.standardOutput.write(out)
-                }
+                acknowledge(group, ids)
             case .failure(let error):
-                let first = group.lineNumbers.first ?? 0, last = group.lineNumbers.last ?? 0
-                // Later groups were queued behind this one; they must still be reported.
-                for later in inFlight { later.done.wait() }
-                let laterStored = inFlight.compactMap { try? $0.result.withLock({ $0! }).get().count }.reduce(0, +)
+                func span(_ group: Group) -> String { "\(group.lineNumbers.first ?? 0)...\(group.lineNumbers.last ?? 0)" }
+                // Later groups were queued behind this one and may have been committed (the
+                // daemon can free space in between): every stored line must be acknowledged,
+                // or a producer that resends the unacknowledged ones stores them twice.
+                var refused = [span(group)]
+                var lastLine = group.lineNumbers.last ?? 0
+                for later in inFlight {
+                    later.done.wait()
+                    lastLine = max(lastLine, later.lineNumbers.last ?? 0)
+                    switch later.result.withLock({ $0! }) {
+                    case .success(let ids): acknowledge(later, ids)
+                    case .failure: refused.append(span(later))
+                    }
+                }
+                inFlight.removeAll()
                 throw CLIFailure(status: ExitStatus.of(error), message:
-                    "\(error)\nlines \(first)...\(last) were NOT stored; \(summary.stored + laterStored) records before them were stored")
+                    "\(error)\nlines \(refused.joined(separator: ", ")) were NOT stored, nor any line after line \(lastLine); \(summary.stored) records were stored\(ack ? " (each acknowledged on stdout)" : "")")
             }
         }
 

@@ -23,6 +23,7 @@ struct RunCommand: AsyncParsableCommand {
             let engines = try makeEngines(global: global, logger: logger)
             if let uplink = engines.uplink { services.append(uplink) }
             if let downlink = engines.downlink { services.append(downlink) }
+            services.append(try DatabaseFileGuard(path: global.databasePath))
         } catch {
             throw fail(error)
         }

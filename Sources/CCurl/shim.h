@@ -2,6 +2,12 @@
 #define EDGEBUF_CCURL_SHIM_H
 
 #include <curl/curl.h>
+#include <dlfcn.h>
+
+// glibc defines RTLD_DEFAULT (the global symbol scope) only with _GNU_SOURCE; its value is 0.
+#ifndef RTLD_DEFAULT
+#define RTLD_DEFAULT ((void *)0)
+#endif
 
 // curl_easy_setopt and curl_easy_getinfo are C variadics, which Swift cannot call
 // ("Variadic function is unavailable"). Each wrapper below fixes one argument type, so the
@@ -70,6 +76,35 @@ static inline CURLcode ccurl_getinfo_certinfo(CURL *handle, struct curl_certinfo
 // CURLVERSION_NOW is a macro over an enum constant that Swift does not import.
 static inline curl_version_info_data *ccurl_version_info(void) {
     return curl_version_info(CURLVERSION_NOW);
+}
+
+// CURLINFO_TLS_SSL_PTR hands out a struct curl_tlssessioninfo * (backend + its session
+// pointer). libcurl 7.88 fills `internals` only while a transfer runs, so call it from the
+// XFERINFO callback (edgebuf doctor does, to read the agreed TLS version and cipher).
+static inline CURLcode ccurl_getinfo_tls_session(CURL *handle, struct curl_tlssessioninfo **out) {
+    return curl_easy_getinfo(handle, CURLINFO_TLS_SSL_PTR, out);
+}
+
+// With the OpenSSL backend, `internals` above is an SSL *. The protocol version and cipher are
+// read with libssl's own functions, looked up at run time in the libssl that libcurl already
+// loaded: no link against libssl and no OpenSSL headers here, and NULL (nothing shown) when
+// libcurl uses another TLS library. Read-only calls on a live session; nothing is changed.
+typedef const char *(*ccurl_ssl_text_fn)(const void *);
+typedef const void *(*ccurl_ssl_cipher_fn)(const void *);
+
+// SSL_get_version: "TLSv1.2", "TLSv1.3".
+static inline const char *ccurl_openssl_protocol(const void *ssl) {
+    ccurl_ssl_text_fn version = (ccurl_ssl_text_fn)dlsym(RTLD_DEFAULT, "SSL_get_version");
+    return (ssl && version) ? version(ssl) : NULL;
+}
+
+// SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)): e.g. "TLS_AES_256_GCM_SHA384".
+static inline const char *ccurl_openssl_cipher(const void *ssl) {
+    ccurl_ssl_cipher_fn current = (ccurl_ssl_cipher_fn)dlsym(RTLD_DEFAULT, "SSL_get_current_cipher");
+    ccurl_ssl_text_fn name = (ccurl_ssl_text_fn)dlsym(RTLD_DEFAULT, "SSL_CIPHER_get_name");
+    if (!ssl || !current || !name) return NULL;
+    const void *cipher = current(ssl);
+    return cipher ? name(cipher) : NULL;
 }
 
 #endif

@@ -16,7 +16,7 @@ struct Edgebuf: AsyncParsableCommand {
         version: edgebufVersion,
         subcommands: [
             InitCommand.self, EnqueueCommand.self, RunCommand.self, FlushCommand.self, StatusCommand.self,
-            OutboxCommand.self, InboxCommand.self, DeadLettersCommand.self, AuditCommand.self,
+            OutboxCommand.self, InboxCommand.self, DeadLettersCommand.self, AuditCommand.self, DoctorCommand.self,
         ]
     )
 

@@ -12,7 +12,7 @@ import Testing
     }
 
     @Test func receivesWhatIsPublishedAndReportsItsState() throws {
-        let faye = try Faye()
+        let faye = try FayeServer()
         let receiver = try Receiver(url: faye.url, channels: ["/operations/42", "/alarms/42"])
         let daemon = try receiver.start()
         defer { daemon.stop() }
@@ -33,7 +33,7 @@ import Testing
         let status = try receiver.eb(["status", "--json"])
         let downlink = try #require(try parseObject(status.stdout).object("downlink")?.object("state"))
         #expect(downlink.string("phase") == "connected")
-        #expect(!status.stdout.contains(Faye.password))
+        #expect(!status.stdout.contains(FayeServer.password))
 
         // Every received batch is audited: the counts add up to what is stored.
         let batches = try receiver.audit().filter { $0.string("event") == "notifications_received" }
@@ -48,7 +48,7 @@ import Testing
 
     /// 1,000 notifications published in bursts of 50 as fast as curl goes: each arrives once.
     @Test func aThousandNotificationsInBurstsArriveEachOnce() throws {
-        let faye = try Faye()
+        let faye = try FayeServer()
         let receiver = try Receiver(url: faye.url)
         let daemon = try receiver.start(logLevel: "warning")
         defer { daemon.stop() }
@@ -67,7 +67,7 @@ import Testing
     /// handshakes again, subscribes again, stores a gap marker, and gets what is published
     /// after the restart.
     @Test func aServerRestartLeadsToAGapMarkerAndANewSession() throws {
-        let faye = try Faye(timeout: 10)
+        let faye = try FayeServer(timeout: 10)
         let receiver = try Receiver(url: faye.url)
         let daemon = try receiver.start()
         defer { daemon.stop() }
@@ -94,7 +94,7 @@ import Testing
     /// `reconnect: none`; the downlink stops, says why in status and the audit, and does not
     /// retry (no storm), while the daemon keeps running.
     @Test func wrongCredentialsStopTheDownlinkWithoutARetryStorm() throws {
-        let faye = try Faye()
+        let faye = try FayeServer()
         let receiver = try Receiver(url: faye.url, password: "wrong-password")
         let daemon = try receiver.start()
         defer { daemon.stop() }
@@ -114,7 +114,7 @@ import Testing
     /// `kill -9` of the daemon while notifications stream in, again and again: nothing is
     /// stored twice, the audit chain holds, and what arrives after each restart is stored.
     @Test func killNineWhileNotificationsStreamInStoresNothingTwice() throws {
-        let faye = try Faye(timeout: 5)
+        let faye = try FayeServer(timeout: 5)
         let receiver = try Receiver(url: faye.url)
         var published = 0
         for round in 0..<6 {

@@ -46,7 +46,7 @@ struct FirewallTests {
     /// published every 12 s for more than a minute all arrive promptly, without a reconnect.
     @Test func anIdleLimitBelowTheFirewallsKeepsReceiving() throws {
         let firewall = try SilentFirewall(idleSeconds: 10)
-        let faye = try Faye(timeout: 25, wrapper: firewall.wrapper)
+        let faye = try FayeServer(timeout: 25, wrapper: firewall.wrapper)
         let receiver = try Receiver(url: faye.url, extra: ["network_idle_limit": "\"8s\""])
         let daemon = try receiver.start(wrapper: firewall.wrapper)
         defer { daemon.stop() }
@@ -71,7 +71,7 @@ struct FirewallTests {
     /// a new connection, and a notification published then arrives.
     @Test func anIdleLimitAboveTheFirewallsIsDetectedAndRecovered() throws {
         let firewall = try SilentFirewall(idleSeconds: 10)
-        let faye = try Faye(timeout: 25, wrapper: firewall.wrapper)
+        let faye = try FayeServer(timeout: 25, wrapper: firewall.wrapper)
         let receiver = try Receiver(url: faye.url, extra: ["network_idle_limit": "\"60s\""])
         let daemon = try receiver.start(wrapper: firewall.wrapper)
         defer { daemon.stop() }

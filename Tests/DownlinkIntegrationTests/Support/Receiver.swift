@@ -104,18 +104,3 @@ final class Receiver: @unchecked Sendable {
         return result.status == 0 && answer.bool("intact") == true
     }
 }
-
-/// POSTs a Bayeux publish (`[{channel, data, id}]`) to a server's mount path: how tests make
-/// Faye (or the simulator) send notifications. `wrapper` runs curl elsewhere (a namespace).
-func publish(_ url: String, channel: String, data: [JSONDict], wrapper: [String] = []) throws {
-    var messages: [JSONDict] = []
-    for (index, item) in data.enumerated() {
-        messages.append(["channel": channel, "data": item, "id": "pub-\(UUID().uuidString.prefix(8))-\(index)"])
-    }
-    let curl = ["/usr/bin/curl", "-sS", "--max-time", "20", "-H", "Content-Type: application/json", "--data-binary", "@-", url]
-    let command = wrapper + curl
-    let result = try run(command[0], Array(command.dropFirst()), stdin: jsonText(messages))
-    guard result.status == 0, result.stdout.contains("\"successful\":true") else {
-        throw TestFailure("publish to \(url) failed (curl \(result.status)): \(result.stdout.prefix(300)) \(result.stderr.prefix(300))")
-    }
-}

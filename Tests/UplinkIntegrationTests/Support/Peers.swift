@@ -95,30 +95,3 @@ final class Nginx: @unchecked Sendable {
         ((try? String(contentsOfFile: accessLog, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
     }
 }
-
-/// mitmproxy (mitmdump) on 127.0.0.1: intercepting TLS (the corporate proxy a device must
-/// refuse) or, with `--ignore-hosts`, a plain CONNECT tunnel.
-final class Mitmproxy: @unchecked Sendable {
-    let directory = TemporaryDirectory("edgebuf-mitm")
-    let port: Int
-    let process: ChildProcess
-    var proxyURL: String { "http://127.0.0.1:\(port)" }
-
-    init(upstreamCA: String?, tunnelOnly: Bool) throws {
-        port = try freePort()
-        var arguments = ["--listen-host", "127.0.0.1", "--listen-port", String(port), "--set", "confdir=\(directory.path)"]
-        if let upstreamCA { arguments += ["--set", "ssl_verify_upstream_trusted_ca=\(upstreamCA)"] }
-        if tunnelOnly { arguments += ["--ignore-hosts", #"^127\.0\.0\.1$"#] }
-        process = try ChildProcess(try which("mitmdump"), arguments,
-                                   stdout: directory.file("stdout"), stderr: directory.file("stderr"))
-        let port = self.port
-        guard poll(timeout: .seconds(20), { isListening(port: port) || !process.isRunning }), process.isRunning else {
-            throw TestFailure("mitmdump did not start: \(process.stderrText) \(process.stdoutText)")
-        }
-    }
-
-    deinit { process.kill9() }
-
-    /// What mitmdump printed (one line per flow).
-    var output: String { process.stdoutText + process.stderrText }
-}

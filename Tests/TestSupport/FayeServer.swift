@@ -1,21 +1,24 @@
 import Foundation
-import TestSupport
 
-/// A real Faye server (`tools/faye/start`), with handshake authentication for `t1/dev`.
-final class Faye: @unchecked Sendable {
-    static let user = "t1/dev"
-    static let password = "pw-dev"
+/// A real Faye Bayeux server (Debian ruby-faye on thin) started with `tools/faye/start`, plain
+/// HTTP on 127.0.0.1, with Cumulocity-like handshake authentication for `user`.
+public final class FayeServer: @unchecked Sendable {
+    public static let user = "t1/dev"
+    public static let password = "pw-dev"
 
-    let directory = TemporaryDirectory("edgebuf-faye")
-    private(set) var process: ChildProcess
-    let port: Int
-    let url: String
-    let timeout: Int
-    let wrapper: [String]
+    public let directory = TemporaryDirectory("edgebuf-faye")
+    public private(set) var process: ChildProcess
+    public let port: Int
+    /// `http://127.0.0.1:PORT/notification/realtime`.
+    public let url: String
+    public let timeout: Int
+    public let wrapper: [String]
     private var starts = 0
 
     /// `timeout`: how long Faye holds an idle connect. `wrapper` runs it elsewhere (a namespace).
-    init(timeout: Int = 25, port: Int? = nil, wrapper: [String] = []) throws {
+    public init(timeout: Int = 25, port: Int? = nil, wrapper: [String] = []) throws {
+        // Resolved before anything is started, so no child inherits the pipes of that lookup.
+        _ = Simulator.python
         self.timeout = timeout
         self.wrapper = wrapper
         let (process, info) = try Self.launch(directory: directory, timeout: timeout, port: port, wrapper: wrapper, tag: 1)
@@ -45,7 +48,7 @@ final class Faye: @unchecked Sendable {
 
     /// Kills Faye (SIGKILL: every session and queued message is gone) and starts a new one
     /// on the same port.
-    func restart() throws {
+    public func restart() throws {
         process.kill9()
         starts += 1
         // The port is free again once the old listener is gone.
@@ -55,9 +58,24 @@ final class Faye: @unchecked Sendable {
     }
 
     /// Publishes `data` items on `channel`.
-    func publish(_ channel: String, _ data: [JSONDict]) throws {
-        try DownlinkIntegrationTests.publish(url, channel: channel, data: data, wrapper: wrapper)
+    public func publish(_ channel: String, _ data: [JSONDict]) throws {
+        try bayeuxPublish(url, channel: channel, data: data, wrapper: wrapper)
     }
 
     deinit { process.kill9() }
+}
+
+/// POSTs a Bayeux publish (`[{channel, data, id}]`) to a server's mount path: how tests make
+/// Faye (or the simulator) send notifications. `wrapper` runs curl elsewhere (a namespace).
+public func bayeuxPublish(_ url: String, channel: String, data: [JSONDict], wrapper: [String] = []) throws {
+    var messages: [JSONDict] = []
+    for (index, item) in data.enumerated() {
+        messages.append(["channel": channel, "data": item, "id": "pub-\(UUID().uuidString.prefix(8))-\(index)"])
+    }
+    let curl = ["/usr/bin/curl", "-sS", "--max-time", "20", "-H", "Content-Type: application/json", "--data-binary", "@-", url]
+    let command = wrapper + curl
+    let result = try run(command[0], Array(command.dropFirst()), stdin: jsonText(messages))
+    guard result.status == 0, result.stdout.contains("\"successful\":true") else {
+        throw TestFailure("publish to \(url) failed (curl \(result.status)): \(result.stdout.prefix(300)) \(result.stderr.prefix(300))")
+    }
 }

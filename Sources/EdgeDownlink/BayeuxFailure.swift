@@ -24,6 +24,18 @@ public enum BayeuxFailure: Sendable, Equatable, CustomStringConvertible {
         return false
     }
 
+    /// Whether the server may have written events into the answer that was lost: a poll that
+    /// died at its deadline (a firewall black-holed the answer), or an answer cut off or
+    /// refused as too large. Not for failures before anything was sent (DNS, connect, TLS) or
+    /// an HTTP error status.
+    var mayHaveLostEvents: Bool {
+        switch self {
+        case .deadlineExceeded: return true
+        case .transport(let label): return ["connection_closed", "response_too_large", "timed_out"].contains(label)
+        case .httpStatus: return false
+        }
+    }
+
     var retryAfter: Duration? {
         if case .httpStatus(_, let retryAfter) = self { return retryAfter }
         return nil

@@ -200,6 +200,7 @@ public struct BayeuxSession<Instant: InstantProtocol & Sendable>: Sendable where
         }
         switch parsed {
         case .failure(let error):
+            if owner.request.kind == .connect { answerLost("its answer could not be read: \(error.description)") }
             failed(owner, Trouble(summary: error.description), bodyBytes: body.count, now: now)
         case .success(let messages):
             handle(owner, messages: messages, bodyBytes: body.count, now: now)
@@ -211,8 +212,17 @@ public struct BayeuxSession<Instant: InstantProtocol & Sendable>: Sendable where
     /// cancelled, or a report of a request the machine gave up on).
     public mutating func requestFailed(requestID: BayeuxRequestID, failure: BayeuxFailure, now: Instant) {
         guard let owner = detach(requestID) else { return }
+        if owner.request.kind == .connect, failure.mayHaveLostEvents { answerLost("\(failure)") }
         failed(owner, Trouble(failure), bodyBytes: 0, now: now)
         flushReport()
+    }
+
+    /// A connect's answer was lost after the server may have put events in it (a dead poll,
+    /// an answer cut off, too large or unreadable): Bayeux servers do not send them again, so
+    /// a gap marker tells consumers, as after a re-handshake.
+    mutating func answerLost(_ why: String) {
+        guard successfulHandshakes > 0 else { return }
+        pendingStores.append(Batch(notifications: [], gap: SessionGap(reason: "a long poll's answer was lost (\(why)); notifications in it may be missing", session: successfulHandshakes)))
     }
 
     /// The last `.store` is committed: the next request may go.
@@ -454,6 +464,7 @@ public struct BayeuxSession<Instant: InstantProtocol & Sendable>: Sendable where
             guard let outstanding = self[keyPath: lane], outstanding.deadline <= now else { continue }
             self[keyPath: lane] = nil
             outbox.append(.cancel(outstanding.request.id))
+            if outstanding.request.kind == .connect { answerLost("\(BayeuxFailure.deadlineExceeded)") }
             failed(outstanding, Trouble(.deadlineExceeded), bodyBytes: 0, now: now)
         }
     }

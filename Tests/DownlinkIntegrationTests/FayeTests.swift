@@ -77,14 +77,17 @@ import Testing
 
         try faye.restart()
         // The new server knows nothing of the session: unknown client -> handshake -> gap.
-        #expect(try poll(timeout: .seconds(30), interval: .milliseconds(100)) { (try receiver.gaps().count) == 1 }, "\(daemon.stderrText.suffix(3000))")
+        // One gap for the held poll the crash cut off (its answer is lost), one for the new
+        // session; the first only if the cut was seen as such.
+        #expect(try poll(timeout: .seconds(30), interval: .milliseconds(100)) {
+            try receiver.gaps().contains { $0.object("data")?.string("reason")?.contains("Unknown client") == true }
+        }, "\(daemon.stderrText.suffix(3000))")
         #expect(try receiver.waitFor(phase: "connected"))
         try faye.publish("/operations/42", operations(3...4))
         #expect(try receiver.waitFor(notifications: 4))
-        let inbox = try receiver.inbox()
-        #expect(inbox.map { $0.string("kind") ?? "" } == ["notification", "notification", "gap", "notification", "notification"])
-        let gap = try #require(inbox.first { $0.string("kind") == "gap" })
-        #expect(gap.object("data")?.string("reason")?.contains("Unknown client") == true)
+        let kinds = try receiver.inbox().map { $0.string("kind") ?? "" }
+        #expect(kinds.prefix(2) == ["notification", "notification"] && kinds.suffix(2) == ["notification", "notification"])
+        #expect((1...2).contains(kinds.filter { $0 == "gap" }.count))
         let state = try #require(try receiver.state())
         #expect(state.int("reconnects") == 1)
         #expect(state.int("handshakes") == 2)

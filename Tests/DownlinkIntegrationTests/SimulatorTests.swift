@@ -104,6 +104,7 @@ import Testing
         }
         #expect(noticed, "\(s.daemon.stderrText.suffix(2000))")
         try expectDelivery(s, 1, "after the hung poll")
+        #expect(try s.receiver.gaps().first?.object("data")?.string("reason")?.contains("answer was lost") == true)
     }
 
     /// Broken answers to a connect (something in front of the server answered): each is a
@@ -223,10 +224,13 @@ import Testing
         defer { s.daemon.stop() }
         try expectDelivery(s, 1, "before")
         try s.simulator.control("POST", "/_sim/bayeux/kill", [:] as JSONDict)
-        #expect(try poll(timeout: .seconds(20)) { (try s.receiver.gaps().count) == 1 }, "\(s.daemon.stderrText.suffix(2000))")
+        #expect(try poll(timeout: .seconds(20)) {
+            try s.receiver.gaps().contains { $0.object("data")?.string("reason")?.contains("Unknown client") == true }
+        }, "\(s.daemon.stderrText.suffix(2000))")
         #expect(try s.receiver.waitFor(phase: "connected"))
         try expectDelivery(s, 2, "after")
-        let gap = try #require(try s.receiver.gaps().first)
-        #expect(gap.object("data")?.string("reason")?.contains("Unknown client") == true)
+        // libcurl sends the held poll again on a new connection when the server closes a
+        // reused one without an answer: that one meets the 402. One gap, for the new session.
+        #expect(try s.receiver.gaps().count == 1)
     }
 }

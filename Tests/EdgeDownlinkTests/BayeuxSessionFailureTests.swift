@@ -380,3 +380,39 @@ import Testing
         }
     }
 }
+
+@Suite struct LostAnswerTests {
+    /// A connect whose answer may have carried events and was lost leaves a gap marker, stored
+    /// before the next connect; a connect that never reached the server does not.
+    @Test(arguments: [
+        (BayeuxFailure.deadlineExceeded, true), (.transport("response_too_large"), true), (.transport("connection_closed"), true),
+        (.transport("connect_failed"), false), (.transport("dns_failed"), false), (.httpStatus(503), false),
+    ])
+    func aLostConnectAnswerLeavesAGapMarker(failure: BayeuxFailure, gap: Bool) {
+        var h = Harness()
+        h.session.start(now: h.now)
+        let poll = h.connect(connectAdvice: #"{"timeout":60000,"reconnect":"retry"}"#)
+        h.fail(poll, failure)
+        expectKind(h.run(), .connect)
+        #expect(h.gaps.count == (gap ? 1 : 0))
+        if gap { #expect(h.gaps.first?.reason.contains("answer was lost") == true) }
+    }
+
+    @Test func anUnreadableConnectAnswerLeavesAGapMarker() {
+        var h = Harness()
+        h.session.start(now: h.now)
+        let poll = h.connect(connectAdvice: #"{"timeout":60000,"reconnect":"retry"}"#)
+        h.answer(poll, Array(#"[{"channel":"/meta/connect","succ"#.utf8))
+        expectKind(h.run(), .connect)
+        #expect(h.gaps.count == 1)
+    }
+
+    @Test func aDeadPollAtItsDeadlineLeavesAGapMarker() {
+        var h = Harness()
+        h.session.start(now: h.now)
+        _ = h.connect(connectAdvice: #"{"timeout":60000,"reconnect":"retry"}"#)
+        h.advance(.seconds(75))
+        expectKind(h.run(), .connect)
+        #expect(h.gaps.count == 1)
+    }
+}

@@ -14,3 +14,9 @@ public enum Hex {
 
     public static func sha256(_ bytes: [UInt8]) -> String { encode(SHA256.hash(data: bytes)) }
 }
+
+extension Hex {
+    /// SHA-256 of `bytes`, the 32 raw bytes (for a caller that chains hashes without linking
+    /// swift-crypto itself: the drain benchmark's raw baseline writes audit rows).
+    public static func sha256Digest(_ bytes: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: bytes)) }
+}

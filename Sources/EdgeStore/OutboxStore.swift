@@ -220,20 +220,32 @@ public final class OutboxStore {
     /// `target` when it is not nil (an IoTDA uplink holds one device's credentials).
     public func records(of cls: RecordClass, afterID: Int64 = 0, limit: Int, kinds: [RecordKind]? = nil,
                         target: String? = nil) throws -> [StoredRecord] {
+        var rows: [StoredRecord] = []
+        try forEachRecord(of: cls, afterID: afterID, kinds: kinds, target: target) { record in
+            guard rows.count < limit else { return false }
+            rows.append(record)
+            return true
+        }
+        return rows
+    }
+
+    /// Streams the records of one class in id order, starting after `afterID` (filters as in
+    /// `records(of:afterID:limit:kinds:target:)`), handing each to `body` as it is read until
+    /// `body` returns false or the rows run out. Nothing is buffered here: the caller decides
+    /// how many rows to keep (the uplink packs them as they come and stops at a full window).
+    /// A record refused by `body` (false) is not kept anywhere.
+    public func forEachRecord(of cls: RecordClass, afterID: Int64 = 0, kinds: [RecordKind]? = nil, target: String? = nil,
+                              _ body: (StoredRecord) throws -> Bool) throws {
         var filter = kinds.map { " AND kind IN (\($0.map { "'\($0.rawValue)'" }.joined(separator: ",")))" } ?? ""
         if target != nil { filter += " AND target = ?" }
-        let stmt = try db.cached("SELECT \(Self.columns) FROM outbox WHERE class = ? AND id > ?\(filter) ORDER BY id LIMIT ?")
+        let stmt = try db.cached("SELECT \(Self.columns) FROM outbox WHERE class = ? AND id > ?\(filter) ORDER BY id")
+        defer { stmt.reset() }
         try stmt.bind(cls.rawValue, at: 1)
         try stmt.bind(afterID, at: 2)
-        if let target {
-            try stmt.bind(target, at: 3)
-            try stmt.bind(limit, at: 4)
-        } else {
-            try stmt.bind(limit, at: 3)
+        if let target { try stmt.bind(target, at: 3) }
+        while try stmt.step() {
+            guard try body(Self.record(stmt)) else { return }
         }
-        var rows: [StoredRecord] = []
-        while try stmt.step() { rows.append(Self.record(stmt)) }
-        return rows
     }
 
     /// Records in drain order (critical, normal, bulk; oldest first), at most `limit`.
@@ -279,6 +291,53 @@ public final class OutboxStore {
             while try delete.step() {}
         }
         for (cls, gone) in perClass { try adjust(cls, records: -gone.records, bytes: -gone.bytes) }
+        return removed
+    }
+
+    /// Deletes delivered records, which the caller read from the outbox and still holds: one
+    /// `DELETE … WHERE id BETWEEN ? AND ?` per run of consecutive ids, so a request of
+    /// thousands of records costs a few statements, not one per record. A range holds only ids
+    /// of `records` (every integer in it is one of them), so nothing else can be caught.
+    ///
+    /// The totals are adjusted from the records' own classes and sizes (`bytes` is
+    /// `payload.count`, as `admit` stores it). If a range deleted fewer rows than it spans (a
+    /// record evicted or expired by another process while it was in flight), the totals are
+    /// recounted from the table instead, so they stay exact. Returns how many were deleted.
+    @discardableResult
+    public func removeDelivered(_ records: [StoredRecord]) throws -> Int {
+        guard !records.isEmpty else { return 0 }
+        // Indexed by class raw value (0...2): no hashing per record.
+        var perClass = [OutboxTotals](repeating: OutboxTotals(), count: RecordClass.allCases.count)
+        var ids: [Int64] = []
+        ids.reserveCapacity(records.count)
+        for record in records {
+            ids.append(record.id)
+            perClass[record.recordClass.rawValue].records += 1
+            perClass[record.recordClass.rawValue].bytes += Int64(record.payload.count)
+        }
+        ids.sort()
+        let delete = try db.cached("DELETE FROM outbox WHERE id BETWEEN ? AND ?")
+        var removed = 0
+        var expected = 0
+        var start = 0
+        while start < ids.count {
+            var end = start
+            while end + 1 < ids.count && ids[end + 1] <= ids[end] + 1 { end += 1 }  // duplicates stay in the run
+            delete.reset()
+            try delete.bind(ids[start], at: 1)
+            try delete.bind(ids[end], at: 2)
+            try delete.run()
+            removed += db.changes
+            expected += Int(ids[end] - ids[start]) + 1
+            start = end + 1
+        }
+        if removed == expected && removed == records.count {
+            for cls in RecordClass.allCases {
+                try adjust(cls, records: -perClass[cls.rawValue].records, bytes: -perClass[cls.rawValue].bytes)
+            }
+        } else {
+            try recountTotals()
+        }
         return removed
     }
 

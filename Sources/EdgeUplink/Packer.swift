@@ -45,42 +45,16 @@ public struct Packer: Sendable {
 
     /// Packs `records` (one class, in drain order: oldest first).
     public func pack(_ records: [StoredRecord]) -> Result {
-        let maxChildren = max(1, limits.maxChildrenPerRequest)
         // Stable sort by id: the drain order is already this; this only guards the invariant.
         let ordered = records.enumerated().sorted { ($0.element.id, $0.offset) < ($1.element.id, $1.offset) }.map(\.element)
-        var open: [GroupKey: OpenRequest] = [:]
-        var closed: [UplinkRequest] = []
-        var oversized: [StoredRecord] = []
+        var window = Window(limits: limits, budget: .unlimited)
+        for record in ordered { _ = window.offer(record) }
+        return window.finish()
+    }
 
-        for record in ordered {
-            if record.singleRecordBodyBytes > limits.maxBodyBytes {
-                oversized.append(record)
-                continue
-            }
-            let key = GroupKey(record)
-            if record.kind == .message {
-                closed.append(UplinkRequest(records: [record]))
-                continue
-            }
-            if let fits = open[key]?.adding(record, maxChildren: maxChildren) {
-                if fits <= limits.maxBodyBytes {
-                    // Mutate in place: copying the group out and back would copy its records
-                    // array on every append (quadratic in the window).
-                    open[key]!.add(record)
-                    continue
-                }
-                closed.append(open[key]!.build())
-            } else if let full = open[key] {
-                closed.append(full.build())
-            }
-            var fresh = OpenRequest(kind: record.kind)
-            fresh.add(record)
-            open[key] = fresh
-        }
-        closed.append(contentsOf: open.values.map { $0.build() })
-        // Oldest first. Within one group the first ids already ascend, so per-device order holds.
-        closed.sort { $0.firstID < $1.firstID }
-        return Result(requests: closed, oversized: oversized)
+    /// A window that packs records as they are read (see `Window`), ending at `budget`.
+    public func window(budget: Window.Budget) -> Window {
+        Window(limits: limits, budget: budget)
     }
 
     /// Halves a request's records (first half first, in body order) and rebuilds both bodies.

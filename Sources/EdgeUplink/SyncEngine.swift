@@ -89,8 +89,14 @@ public actor SyncEngine: Service {
             let step = machine.nextStep(now: clock.now)
             switch step {
             case .needRecords:
-                let window = try readWindow()
-                if window.isEmpty {
+                let packed = try readWindow()
+                if packed.requests.isEmpty && packed.oversized.isEmpty {
+                    if wake.isPaused {
+                        // Watch other processes' commits again, then read once more: one
+                        // committed while the watch was paused is found by that read.
+                        wake.resume()
+                        continue
+                    }
                     try saveState()
                     if untilEmpty { return true }
                     // Idle: sleep until an enqueue (here or in another process) wakes us. The
@@ -98,7 +104,8 @@ public actor SyncEngine: Service {
                     await wake.wait(timeout: .seconds(30))
                     continue
                 }
-                let packed = packer.pack(window)
+                // Draining: our own commits must not wake the watcher for every WAL write.
+                wake.pause()
                 if !packed.oversized.isEmpty { try deadLetterOversized(packed.oversized) }
                 machine.enqueue(packed.requests)
             case .authenticate(let deviceID):
@@ -116,17 +123,15 @@ public actor SyncEngine: Service {
         return false
     }
 
-    /// The oldest records of the most urgent class that has any, at most a window. IoTDA:
-    /// only the configured device's records (a gateway's children travel under its id);
-    /// records for other devices wait in the outbox, visible in `status`, blocking nothing.
-    private func readWindow() throws -> [StoredRecord] {
+    /// The oldest records of the most urgent class that has any, packed as they are read, up
+    /// to the first full request past the window's budget. IoTDA: only the configured
+    /// device's records (a gateway's children travel under its id); records for other devices
+    /// wait in the outbox, visible in `status`, blocking nothing.
+    private func readWindow() throws -> Packer.Result {
         let store = OutboxStore(try db())
         let target = configuration.platform == .iotda ? configuration.deviceID : nil
-        for cls in RecordClass.allCases {
-            let records = try store.records(of: cls, limit: configuration.windowRecords, kinds: kinds, target: target)
-            if !records.isEmpty { return records }
-        }
-        return []
+        let budget = Packer.Window.Budget(maxRecords: configuration.windowRecords, maxBytes: configuration.windowBytes)
+        return try packer.nextWindow(from: store, kinds: kinds, target: target, budget: budget)
     }
 
     private func deadLetterOversized(_ records: [StoredRecord]) throws {
@@ -222,7 +227,14 @@ public actor SyncEngine: Service {
             for action in decision.actions {
                 switch action {
                 case .delete(let ids):
-                    try OutboxStore(db).remove(ids: ids)
+                    // The request holds the records it carries: range deletes, and the totals
+                    // from their classes and sizes.
+                    if ids == request.recordIDs {
+                        try OutboxStore(db).removeDelivered(request.records)
+                    } else {
+                        let wanted = Set(ids)
+                        try OutboxStore(db).removeDelivered(request.records.filter { wanted.contains($0.id) })
+                    }
                 case .deadLetter(let ids, let reason), .deadLetterChild(_, let ids, let reason):
                     try DeadLetterStore(db).deadLetter(ids: ids, because: reason, now: now)
                 default:
@@ -286,10 +298,7 @@ public actor SyncEngine: Service {
         state.add("current_backoff_ms", status.currentBackoff.map { Self.milliseconds($0) })
         state.add("delivered_records", delivered)
         state.add("pid", Int(getpid()))
-        let stmt = try db.cached("INSERT INTO runtime_state (component, updated_at, state) VALUES ('uplink', ?, ?) ON CONFLICT(component) DO UPDATE SET updated_at = excluded.updated_at, state = excluded.state")
-        try stmt.bind(now, at: 1)
-        try stmt.bind(state.json, at: 2)
-        try stmt.run()
+        try RuntimeState.save(db, component: "uplink", state: state, at: now)
     }
 
     static func milliseconds(_ duration: Duration) -> Int64 {

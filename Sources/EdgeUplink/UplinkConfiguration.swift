@@ -21,8 +21,11 @@ public struct UplinkConfiguration: Sendable {
     public var limits = Packer.Limits()
     /// `backoff_initial`, `backoff_max`, `max_requests_per_second`, `max_bytes_per_second`.
     public var sync = SyncConfiguration()
-    /// Records read per packing window (bounds memory, not throughput).
-    public var windowRecords = 4096
+    /// How much one packing window reads: the window ends at the first full request after
+    /// `windowRecords` records or `windowBytes` payload bytes (bounds memory, not throughput;
+    /// a window holds at most twice this): with 1 MB bodies, about two full requests.
+    public var windowRecords = 32_768
+    public var windowBytes = 1 << 20
 
     public init() {}
 

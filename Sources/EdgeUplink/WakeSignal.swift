@@ -4,9 +4,21 @@ import Synchronization
 /// Wakes the uplink when records arrive: at once for an enqueue in this process (the
 /// outbox's commit hook), and through inotify on the database's -wal file for an enqueue from
 /// another process (every commit writes the WAL). Not a timer: an idle engine sleeps.
+///
+/// A draining engine `pause()`s the watch, so that its own commits (each writes the WAL many
+/// times) do not wake the watcher thread over and over, and `resume()`s it when it finds the
+/// outbox empty, then reads the outbox once more before it waits: an enqueue committed while
+/// the watch was paused is found by that read, and any later one wakes it through inotify.
 public final class WakeSignal: Sendable {
     private let state = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
-    private let watcherFD = Mutex<Int32>(-1)
+    /// The inotify descriptor, the watch on the directory (-1 while paused) and what it watches.
+    private struct Watch {
+        var fd: Int32 = -1
+        var wd: Int32 = -1
+        var directory = ""
+        var paused = false
+    }
+    private let watcher = Mutex<Watch>(Watch())
 
     public init() {}
 
@@ -24,8 +36,10 @@ public final class WakeSignal: Sendable {
     }
 
     /// Returns when signalled (at once if a signal came since the last wait), or at the timeout.
-    public func wait(timeout: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
+    /// True when signalled (or cancelled), false at the timeout.
+    @discardableResult
+    public func wait(timeout: Duration) async -> Bool {
+        let signalled = await withTaskGroup(of: Bool.self) { group -> Bool in
             group.addTask {
                 await withTaskCancellationHandler {
                     await withCheckedContinuation { continuation in
@@ -42,12 +56,18 @@ public final class WakeSignal: Sendable {
                 } onCancel: {
                     self.signal()
                 }
+                return true
             }
-            group.addTask { try? await Task.sleep(for: timeout) }
-            await group.next()
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await group.next() ?? false
             group.cancelAll()
+            return first
         }
         state.withLock { $0.pending = false }
+        return signalled
     }
 
     /// Starts watching `databasePath`'s directory for writes to its -wal file (other processes'
@@ -58,11 +78,13 @@ public final class WakeSignal: Sendable {
         guard fd >= 0 else { return }
         let directory = (databasePath as NSString).deletingLastPathComponent
         let walName = (databasePath as NSString).lastPathComponent + "-wal"
-        guard inotify_add_watch(fd, directory.isEmpty ? "." : directory, UInt32(IN_MODIFY)) >= 0 else {
+        let watched = directory.isEmpty ? "." : directory
+        let wd = inotify_add_watch(fd, watched, UInt32(IN_MODIFY))
+        guard wd >= 0 else {
             close(fd)
             return
         }
-        watcherFD.withLock { $0 = fd }
+        watcher.withLock { $0 = Watch(fd: fd, wd: wd, directory: watched, paused: false) }
         let thread = Thread { [self] in
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
@@ -89,11 +111,41 @@ public final class WakeSignal: Sendable {
         #endif
     }
 
+    /// Stops watching other processes' commits (in-process signals still arrive) until
+    /// `resume()`. No effect when not watching or already paused.
+    public func pause() {
+        #if os(Linux)
+        watcher.withLock { watch in
+            guard watch.fd >= 0, !watch.paused else { return }
+            if watch.wd >= 0 { inotify_rm_watch(watch.fd, watch.wd) }
+            watch.wd = -1
+            watch.paused = true
+        }
+        #endif
+    }
+
+    /// Watches again after `pause()`. Commits made while paused did not signal: read what
+    /// is waiting once more after this returns, before waiting.
+    public func resume() {
+        #if os(Linux)
+        watcher.withLock { watch in
+            guard watch.fd >= 0, watch.paused else { return }
+            // If the directory cannot be watched again, only in-process signals and the
+            // engine's fallback timeout remain.
+            watch.wd = inotify_add_watch(watch.fd, watch.directory, UInt32(IN_MODIFY))
+            watch.paused = false
+        }
+        #endif
+    }
+
+    /// True between `pause()` and `resume()` while watching.
+    public var isPaused: Bool { watcher.withLock { $0.fd >= 0 && $0.paused } }
+
     /// Stops the watcher.
     public func stop() {
-        let fd = watcherFD.withLock { fd -> Int32 in
-            defer { fd = -1 }
-            return fd
+        let fd = watcher.withLock { watch -> Int32 in
+            defer { watch = Watch() }
+            return watch.fd
         }
         if fd >= 0 { close(fd) }
     }

@@ -50,13 +50,14 @@ func makeEngines(global: GlobalOptions, logger: Logger) throws -> (uplink: SyncE
     }
     // Open (create, check, migrate) before the engines start, so a bad file fails here.
     _ = try Database.open(path: global.databasePath, options: outbox.database.options)
+    let checked = checkedOnce(outbox.database.options)
     var limits = uplink
     limits.limits.maxBodyBytes = outbox.maxBodyBytes
     let sync = uplink.isConfigured
-        ? try SyncEngine(configuration: limits, databasePath: global.databasePath, databaseOptions: outbox.database.options, logger: logger)
+        ? try SyncEngine(configuration: limits, databasePath: global.databasePath, databaseOptions: checked, logger: logger)
         : nil
     let receive = downlink.isConfigured
-        ? try DownlinkEngine(settings: downlink, databasePath: global.databasePath, databaseOptions: outbox.database.options, logger: logger)
+        ? try DownlinkEngine(settings: downlink, databasePath: global.databasePath, databaseOptions: checked, logger: logger)
         : nil
     return (sync, receive)
 }
@@ -77,5 +78,14 @@ func makeEngine(global: GlobalOptions, logger: Logger) throws -> SyncEngine {
     var limits = uplink
     limits.limits.maxBodyBytes = outbox.maxBodyBytes
     return try SyncEngine(configuration: limits, databasePath: global.databasePath,
-                          databaseOptions: outbox.database.options, logger: logger)
+                          databaseOptions: checkedOnce(outbox.database.options), logger: logger)
+}
+
+/// The options an engine opens the file with after `Database.open` above checked it: the
+/// ownership and schema are still checked when the engine opens, but `quick_check` (a read of
+/// every page: seconds on a large backlog) is not run a second time.
+private func checkedOnce(_ options: DatabaseOptions) -> DatabaseOptions {
+    var options = options
+    options.checkOnOpen = false
+    return options
 }

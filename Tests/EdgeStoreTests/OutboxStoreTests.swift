@@ -127,3 +127,70 @@ import Testing
         #expect(try audit().map(\.event) == ["dead_lettered", "dead_letters_retried", "dead_lettered", "dead_letters_purged"])
     }
 }
+
+/// Range deletes of delivered records and the streaming reader.
+@Suite struct OutboxDeliveryTests {
+    let dir = TemporaryDirectory()
+    let db: Connection
+    let store: OutboxStore
+
+    init() throws {
+        db = try Database.open(path: dir.file("d.db"))
+        store = OutboxStore(db)
+    }
+
+    /// Totals recomputed from the table itself.
+    func truth() throws -> [RecordClass: OutboxTotals] {
+        var result: [RecordClass: OutboxTotals] = [:]
+        for cls in RecordClass.allCases { result[cls] = OutboxTotals() }
+        for row in try store.breakdown() {
+            result[row.recordClass]!.records += row.records
+            result[row.recordClass]!.bytes += row.bytes
+        }
+        return result
+    }
+
+    func fill() throws -> [StoredRecord] {
+        let classes: [RecordClass] = [.normal, .bulk, .normal, .normal, .critical, .normal, .bulk, .normal, .normal, .normal]
+        _ = try db.transaction { try store.admit(classes.enumerated().map { sample(cls: $0.element, bytes: 100 + $0.offset * 7) }, policy: CapacityPolicy(), now: 1) }
+        return try store.list(limit: 100).sorted { $0.id < $1.id }
+    }
+
+    @Test func removeDeliveredDeletesExactlyTheGivenRecordsAndKeepsTotals() throws {
+        let all = try fill()
+        #expect(all.map(\.id) == Array(1...10))
+        // Runs 2...4, 7 and 9...10 across classes: the records between them stay.
+        let delivered = all.filter { [2, 3, 4, 7, 9, 10].contains($0.id) }
+        let removed = try db.transaction { try store.removeDelivered(delivered.reversed()) }
+        #expect(removed == 6)
+        #expect(try store.list(limit: 100).map(\.id).sorted() == [1, 5, 6, 8])
+        #expect(try store.totals() == truth())
+        #expect(try store.total().records == 4)
+    }
+
+    @Test func aRecordGoneMeanwhileLeavesTheTotalsExact() throws {
+        let all = try fill()
+        try db.transaction { _ = try store.remove(ids: [3]) }  // e.g. evicted by another process
+        let removed = try db.transaction { try store.removeDelivered(Array(all[1...4])) }
+        #expect(removed == 3)
+        #expect(try store.list(limit: 100).map(\.id).sorted() == [1, 6, 7, 8, 9, 10])
+        #expect(try store.totals() == truth())
+    }
+
+    @Test func forEachRecordStreamsInIDOrderAndStopsWhenAsked() throws {
+        _ = try fill()
+        var seen: [Int64] = []
+        try store.forEachRecord(of: .normal) { record in
+            seen.append(record.id)
+            return seen.count < 3
+        }
+        #expect(seen == [1, 3, 4])
+        seen = []
+        try store.forEachRecord(of: .normal, afterID: 4) { record in
+            seen.append(record.id)
+            return true
+        }
+        #expect(seen == [6, 8, 9, 10])
+        #expect(try store.records(of: .normal, limit: 2).map(\.id) == [1, 3])
+    }
+}

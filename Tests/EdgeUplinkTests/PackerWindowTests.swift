@@ -1,0 +1,180 @@
+import TestSupport
+import EdgeStore
+import EdgeUplink
+import Foundation
+import Testing
+
+/// The streaming packer (`Packer.Window`) and the window reader the engine uses
+/// (`Packer.nextWindow`): limits, where a window ends, order.
+@Suite struct PackerWindowTests {
+    let limits = Packer.Limits(maxBodyBytes: 2048, maxChildrenPerRequest: 3)
+
+    /// Offers `records` as the engine's reader does: until the window refuses one.
+    func fill(_ window: inout Packer.Window, _ records: [StoredRecord]) -> Int {
+        var taken = 0
+        for record in records {
+            guard window.offer(record) else { break }
+            taken += 1
+        }
+        return taken
+    }
+
+    @Test func aWindowEndsWhereARequestIsFullPastItsBudget() {
+        let packer = Packer(limits: limits)
+        let records = (1...200).map { Fixture.property(Int64($0), filler: 150) }
+        var window = packer.window(budget: .init(maxRecords: 20, maxBytes: .max / 2))
+        let taken = fill(&window, records)
+        #expect(taken >= 20 && taken < 200)
+        let result = window.finish()
+        #expect(result.requests.flatMap(\.recordIDs) == Array(1...Int64(taken)))
+        // The record refused would not have fit into the last request: every request is full.
+        for (index, request) in result.requests.enumerated() {
+            let next = records[request.recordIDs.last.map { Int($0) }!]  // id n is records[n - 1]
+            #expect(request.body.count <= limits.maxBodyBytes)
+            #expect(request.body.count + 1 + next.payload.count > limits.maxBodyBytes, "request \(index) is not full")
+        }
+    }
+
+    @Test func aWindowEndsAtItsByteBudgetToo() {
+        let packer = Packer(limits: limits)
+        let records = (1...200).map { Fixture.property(Int64($0), filler: 150) }
+        var window = packer.window(budget: .init(maxRecords: 10_000, maxBytes: 3000))
+        let taken = fill(&window, records)
+        #expect(window.bytes >= 3000)
+        #expect(taken < 200)
+        #expect(window.finish().requests.allSatisfy { $0.body.count <= limits.maxBodyBytes })
+    }
+
+    @Test func theFirstRecordIsAlwaysTakenAndMessagesEndAFullWindow() {
+        let packer = Packer(limits: limits)
+        var window = packer.window(budget: .init(maxRecords: 1, maxBytes: 1))
+        let first = window.offer(Fixture.message(1))
+        let second = window.offer(Fixture.message(2))
+        #expect(first)
+        #expect(!second)
+        #expect(window.finish().requests.map(\.recordIDs) == [[1]])
+    }
+
+    /// Random mixes of kinds, devices, children and sizes, drained window by window as the
+    /// engine does (each window starts with the record the previous one refused): no request
+    /// over the body or children limit, every record exactly once, each device's records in
+    /// id order across requests and windows.
+    @Test(arguments: [1, 2, 3, 4, 5] as [UInt64])
+    func windowsKeepTheLimitsAndEachDevicesOrder(seed: UInt64) {
+        var random = SplitMix64(seed: seed)
+        let packer = Packer(limits: limits)
+        var records: [StoredRecord] = []
+        for id in 1...400 as ClosedRange<Int64> {
+            let filler = Int.random(in: 0...600, using: &random)
+            switch Int.random(in: 0..<10, using: &random) {
+            case 0: records.append(Fixture.message(id, device: "d\(Int.random(in: 1...2, using: &random))", filler: filler))
+            case 1...3: records.append(Fixture.child(id, gateway: "gw\(Int.random(in: 1...2, using: &random))", child: "c\(Int.random(in: 1...6, using: &random))", filler: filler))
+            case 4...5: records.append(Fixture.measurement(id, source: "\(Int.random(in: 1...3, using: &random))", filler: filler))
+            default: records.append(Fixture.property(id, device: "d\(Int.random(in: 1...3, using: &random))", filler: filler))
+            }
+        }
+        records.append(Fixture.property(401, filler: 4000))  // over the limit alone
+        var sent: [UplinkRequest] = []
+        var oversized: [Int64] = []
+        var next = 0
+        var windows = 0
+        while next < records.count {
+            var window = packer.window(budget: .init(maxRecords: Int.random(in: 1...40, using: &random), maxBytes: 4096))
+            let taken = fill(&window, Array(records[next...]))
+            #expect(taken > 0)
+            next += taken
+            windows += 1
+            let result = window.finish()
+            sent += result.requests
+            oversized += result.oversized.map(\.id)
+        }
+        #expect(windows > 1)
+        #expect(oversized == [401])
+        for request in sent {
+            #expect(request.body.count <= limits.maxBodyBytes)
+            #expect(request.children.count <= limits.maxChildrenPerRequest)
+            #expect(Fixture.json(request.body) != nil)
+        }
+        #expect((sent.flatMap(\.recordIDs) + oversized).sorted() == Array(1...401))
+        // Per device (for children: per gateway and child) in the order requests are sent.
+        var lastID: [String: Int64] = [:]
+        for request in sent {
+            for record in request.records {
+                let device = record.kind == .measurement ? "m:\(record.target)" : "\(record.kind.rawValue):\(record.target):\(record.child ?? "")"
+                #expect(record.id > lastID[device, default: 0], "\(device) out of order at \(record.id)")
+                lastID[device] = record.id
+            }
+        }
+    }
+
+    @Test func packIsOneUnlimitedWindow() {
+        let packer = Packer(limits: limits)
+        let records = (1...50).map { Fixture.property(Int64($0), device: "d\($0 % 3)", filler: 120) }
+        var window = packer.window(budget: .unlimited)
+        let taken = fill(&window, records)
+        #expect(taken == records.count)
+        #expect(window.finish() == packer.pack(records))
+    }
+}
+
+/// `Packer.nextWindow` over a real outbox: classes in order, FIFO, delivered records leave.
+@Suite struct WindowReaderTests {
+    let dir = TemporaryDirectory()
+
+    func record(_ n: Int, _ cls: RecordClass, device: String = "d1", bytes: Int = 300) -> NewRecord {
+        var input = RecordInput(kind: .property)
+        input.deviceID = device
+        input.serviceID = "S"
+        input.properties = Array(#"{"n":\#(n),"p":"\#(String(repeating: "x", count: bytes))"}"#.utf8)
+        input.recordClass = cls.name
+        return try! input.validated(now: Fixture.now, maxBodyBytes: 1_048_576)
+    }
+
+    @Test func drainsCriticalThenNormalThenBulkOldestFirstAndKeepsTotals() throws {
+        let db = try Database.open(path: dir.file("w.db"))
+        let store = OutboxStore(db)
+        var random = SplitMix64(seed: 7)
+        let classes = (0..<300).map { _ in RecordClass.allCases[Int.random(in: 0..<3, using: &random)] }
+        let batch = classes.enumerated().map { record($0.offset, $0.element, device: $0.offset % 4 == 0 ? "d2" : "d1") }
+        _ = try db.transaction { try store.admit(batch, policy: CapacityPolicy(), now: Fixture.now) }
+        let packer = Packer(limits: .init(maxBodyBytes: 4096, maxChildrenPerRequest: 50))
+        var order: [StoredRecord] = []
+        var windows = 0
+        while true {
+            let result = try packer.nextWindow(from: store, kinds: nil, target: nil, budget: .init(maxRecords: 16, maxBytes: 8192))
+            if result.requests.isEmpty { break }
+            windows += 1
+            #expect(windows < 1000)
+            for request in result.requests {
+                #expect(request.body.count <= 4096)
+                order += request.records
+                try db.transaction { _ = try store.removeDelivered(request.records) }
+            }
+        }
+        #expect(order.count == 300)
+        #expect(windows > 3)
+        // Class order: no record of a less urgent class before one of a more urgent class.
+        #expect(order.map(\.recordClass) == order.map(\.recordClass).sorted())
+        // Within a class, each device's records oldest first.
+        for cls in RecordClass.allCases {
+            for device in ["d1", "d2"] {
+                let ids = order.filter { $0.target == device && $0.recordClass == cls }.map(\.id)
+                #expect(!ids.isEmpty)
+                #expect(ids == ids.sorted())
+            }
+        }
+        #expect(try store.total() == OutboxTotals())
+        #expect(try db.scalarInt("SELECT count(*) FROM outbox") == 0)
+    }
+
+    @Test func onlyTheGivenKindsAndTarget() throws {
+        let db = try Database.open(path: dir.file("k.db"))
+        let store = OutboxStore(db)
+        _ = try db.transaction { try store.admit([record(1, .normal, device: "d1"), record(2, .normal, device: "other"), record(3, .normal, device: "d1")], policy: CapacityPolicy(), now: Fixture.now) }
+        let packer = Packer()
+        let result = try packer.nextWindow(from: store, kinds: [.property], target: "d1", budget: .init(maxRecords: 100, maxBytes: 1 << 20))
+        #expect(result.requests.map(\.recordIDs) == [[1, 3]])
+        let none = try packer.nextWindow(from: store, kinds: [.measurement], target: nil, budget: .init(maxRecords: 100, maxBytes: 1 << 20))
+        #expect(none.requests.isEmpty)
+    }
+}

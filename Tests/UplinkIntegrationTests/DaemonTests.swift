@@ -7,20 +7,20 @@ extension Uplink {
     @Suite struct DaemonTests {
         static let dataPaths = "/sys/(properties/report|messages/up|gateway/sub-devices/properties/report)$"
 
-        /// 20 × kill -9 at random moments of a drain of 20,000 records (16 KB bodies, 100 ms per
+        /// 20 × kill -9 at random moments of a drain of 20,000 records (16 KB bodies, 150 ms per
         /// request): afterwards every record was delivered at least once, and the duplicates
         /// are no more than one request's records per kill.
         ///
         /// The engine sends one request at a time, so the simulator's delay is a floor on the
         /// drain time whatever the machine's speed: 20 cycles of at most 400 ms let through at
-        /// most 80 requests of the ~150 the backlog needs, and every kill comes mid-drain. (With
+        /// most 53 requests of the ~90 the backlog needs (~215 records of ~76 bytes per body), and every kill comes mid-drain. (With
         /// 30 ms per request a quick runner drained everything before the last kills.)
         @Test func kill9DuringDrainLosesNothing() throws {
             let simulator = try Simulator()
             let ws = try Workspace(Workspace.Uplink(simulator: simulator, extra: ["max_body_bytes": "16384"]))
             let total = 20_000
             try ws.enqueue((1...total).map { Line.property(seq: $0) })
-            try simulator.fault(["count": 1_000_000, "action": "pass", "delay": 0.1, "path": Self.dataPaths])
+            try simulator.fault(["count": 1_000_000, "action": "pass", "delay": 0.15, "path": Self.dataPaths])
 
             var generator = SystemRandomNumberGenerator()
             var moments: [Int] = []

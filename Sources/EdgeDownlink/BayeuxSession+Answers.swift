@@ -109,15 +109,16 @@ extension BayeuxSession {
         lastConnectSucceeded = false
         lastSessionContact = now
         unconnectedSince = nil
-        if successfulHandshakes > 1 {
+        if successfulHandshakes > 1 || restartCause != nil {
             // Messages queued for the old session are gone: say so in the inbox, before
             // anything the new session receives.
-            reconnects += 1
-            let reason = gapCause ?? "new session"
+            if successfulHandshakes > 1 { reconnects += 1 }
+            let reason = gapCause ?? restartCause ?? "new session"
             pendingStores.append(Batch(notifications: [], gap: SessionGap(reason: reason, session: successfulHandshakes)))
             note("new session (\(reason)); a gap marker is stored: messages of the old session may be lost", .warning)
         }
         gapCause = nil
+        restartCause = nil
         subscribed = []
         toSubscribe = wanted
         toUnsubscribe = []

@@ -44,7 +44,8 @@ import EdgeBuffer
 ///   is that hold time plus the margin; other requests get the margin. The machine itself treats a
 ///   request still outstanding at its deadline as failed (dead poll) and cancels it.
 /// - After every successful handshake every wanted channel is subscribed again; after every
-///   successful RE-handshake a gap marker is stored before anything else of the new session.
+///   successful RE-handshake a gap marker is stored before anything else of the new session;
+///   so after the first one when `start` was told of an earlier session (a restart).
 /// - Unconnected (since the first failure after the last successful connect) for longer than
 ///   granted timeout + interval + margin: the server has dropped the session, so the next
 ///   attempt is a handshake instead of a connect.
@@ -111,6 +112,9 @@ public struct BayeuxSession<Instant: InstantProtocol & Sendable>: Sendable where
     var unconnectedSince: Instant?
     var lastSessionContact: Instant?
     var gapCause: String?
+    /// Set by `start(now:earlierSession:)` when an earlier process had a session on this
+    /// inbox: the first successful handshake stores a gap marker with this reason.
+    var restartCause: String?
 
     // Subscriptions.
     var wanted: [String]
@@ -167,9 +171,14 @@ public struct BayeuxSession<Instant: InstantProtocol & Sendable>: Sendable where
 
     // MARK: Inputs
 
-    /// Starts the session: the first handshake goes at once.
-    public mutating func start(now: Instant) {
+    /// Starts the session: the first handshake goes at once. `earlierSession` says that an
+    /// earlier process (or an earlier engine) had a session on the same inbox and why it may
+    /// have left a hole: Bayeux keeps nothing across sessions, so what was published since, and
+    /// an answer cut off by a crash before its commit, are gone. The first successful handshake
+    /// then stores a gap marker with that reason, as a re-handshake does.
+    public mutating func start(now: Instant, earlierSession: String? = nil) {
         guard path == .notStarted, terminal == nil else { return }
+        restartCause = earlierSession
         path = .handshake(due: now)
         flushReport()
     }

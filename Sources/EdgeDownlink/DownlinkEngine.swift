@@ -91,7 +91,7 @@ public actor DownlinkEngine: Service {
         logger.info("downlink started", metadata: ["edgebuf.downlink.url": "\(TransportError.redact(url: settings.session.url))"])
         var iterator = inputs.makeAsyncIterator()
         var shutdownBy: ContinuousClock.Instant?
-        session.start(now: clock.now)
+        session.start(now: clock.now, earlierSession: earlierSession())
         while !Task.isCancelled {
             if let shutdownBy, clock.now >= shutdownBy {
                 logger.notice("downlink stopped without a clean disconnect (shutdown grace period over)")
@@ -215,6 +215,24 @@ public actor DownlinkEngine: Service {
     }
 
     // MARK: The inbox
+
+    /// Why the first handshake of this engine must leave a gap marker: an earlier run kept
+    /// its downlink state in this database, so it had (or was opening) a session whose last
+    /// answer a crash may have cut off, and nothing published while no session was open is
+    /// kept by the server. Nil for a database no downlink has used. A state that cannot be
+    /// read counts as an earlier run: a needless marker costs a consumer one check, a missing
+    /// one hides a loss.
+    private func earlierSession() -> String? {
+        let previous: (updatedAt: Int64, state: String)?
+        do {
+            previous = try RuntimeState.load(try db(), component: "downlink")
+        } catch {
+            connection = nil
+            return "edgebuf started; whether an earlier run left a gap could not be read (\(error))"
+        }
+        guard let previous else { return nil }
+        return "edgebuf started again; the previous run's downlink was last seen at \(Timestamp.format(milliseconds: previous.updatedAt)): notifications published since, or in an answer it had not stored, may be missing"
+    }
 
     private func db() throws -> Connection {
         if let connection { return connection }

@@ -230,4 +230,32 @@ import Testing
         #expect(h.session.status().subscribedChannels == ["/operations/2"])
         #expect(h.session.outstandingRequests.map(\.id) == [poll.id])  // the long poll went on untouched
     }
+
+    /// Started on an inbox an earlier run used (a restart, a crash): the first successful
+    /// handshake stores one gap marker with the given reason, before the subscribe; a failed
+    /// first handshake does not use it up; it is not counted as a reconnect.
+    @Test func aRestartLeavesOneGapMarkerAtTheFirstSuccessfulHandshake() throws {
+        var h = Harness()
+        h.session.start(now: h.now, earlierSession: "edgebuf started again")
+        let refused = expectKind(h.run(), .handshake)
+        h.fail(refused, .httpStatus(503))
+        #expect(h.gaps.isEmpty)
+        let handshake = expectKind(h.run(), .handshake)
+        h.answer(handshake, Reply.meta(handshake, clientID: "client-1"))
+        let subscribe = expectKind(h.run(), .subscribe)
+        #expect(h.gaps == [SessionGap(reason: "edgebuf started again", session: 1)])
+        #expect(h.stores.count == 1 && h.stores[0].notifications.isEmpty)
+        h.answer(subscribe, Reply.meta(subscribe))
+        let first = expectKind(h.run(), .connect)
+        h.answer(first, Reply.meta(first))
+        _ = expectKind(h.run(), .connect)
+        #expect(h.gaps.count == 1)
+        #expect(h.session.status().reconnects == 0)
+
+        // Without an earlier session: no marker.
+        var fresh = Harness()
+        fresh.session.start(now: fresh.now)
+        _ = fresh.connect()
+        #expect(fresh.gaps.isEmpty)
+    }
 }

@@ -28,7 +28,7 @@ public final class ConfigDocument {
     private var sections: [String: ConfigSection] = [:]
 
     /// Sections edgebuf knows. Others are refused by `finish()`.
-    public static let knownSections = ["database", "uplink", "downlink", "inbox", "log"]
+    public static let knownSections = ["database", "uplink", "downlink", "inbox", "audit", "log"]
 
     public init(file: String, text: String) throws {
         self.file = file

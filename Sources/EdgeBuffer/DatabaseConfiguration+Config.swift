@@ -1,7 +1,7 @@
 import EdgeStore
 
 extension OutboxConfiguration {
-    /// Reads `[database]` (and the body limit from `[uplink]`).
+    /// Reads `[database]`, `[audit]` (and the body limit from `[uplink]`).
     public init(document: ConfigDocument) throws {
         self.init()
         let section = try document.section("database")
@@ -23,6 +23,9 @@ extension OutboxConfiguration {
             database.capacity.whenFull = value
         }
         if let b = try section.bytes("max_file_bytes", range: (64 * 1024)...(1 << 50)) { database.maxFileBytes = b }
+        let audit = try document.section("audit")
+        if let n = try audit.int("max_rows", range: 1000...(1 << 40)) { database.auditRetention.maxRows = n }
+        if let s = try audit.seconds("max_age", range: 3600...(86400 * 3650)) { database.auditRetention.maxAgeMilliseconds = Int64(s * 1000) }
         let uplink = try document.section("uplink")
         if let b = try uplink.bytes("max_body_bytes", range: 1024...(64 << 20)) { maxBodyBytes = Int(b) }
     }

@@ -12,6 +12,8 @@ public struct DatabaseConfiguration: Sendable, Equatable {
     public var capacity = CapacityPolicy()
     /// `max_file_bytes`: hard cap on the file (SQLite `max_page_count`); nil for none.
     public var maxFileBytes: Int64? = nil
+    /// `[audit] max_rows`, `max_age`: how long `edgebuf run` keeps audit rows.
+    public var auditRetention = AuditRetention()
 
     public init() {}
 

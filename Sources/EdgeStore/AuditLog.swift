@@ -25,6 +25,20 @@ public struct AuditVerification: Sendable {
     public var isIntact: Bool { problem == nil }
 }
 
+/// How long the audit keeps rows: `[audit] max_rows` (default 250,000, some 300-400 bytes
+/// each) and `max_age` (default none). The oldest rows beyond either go, with an
+/// `audit_purged` row that keeps the chain verifiable.
+public struct AuditRetention: Sendable, Equatable {
+    public static let defaultMaxRows: Int64 = 250_000
+    public var maxRows: Int64? = AuditRetention.defaultMaxRows
+    public var maxAgeMilliseconds: Int64? = nil
+
+    public init(maxRows: Int64? = AuditRetention.defaultMaxRows, maxAgeMilliseconds: Int64? = nil) {
+        self.maxRows = maxRows
+        self.maxAgeMilliseconds = maxAgeMilliseconds
+    }
+}
+
 /// The append-only, hash-chained audit table. Appends must run inside the caller's write
 /// transaction, so the row commits (or rolls back) with the change it describes.
 public final class AuditLog {
@@ -90,15 +104,21 @@ public final class AuditLog {
     /// Recomputes the chain over every row. A changed row breaks its own hash; a deleted or
     /// reordered row breaks the link (or the sequence) of the row after it. Removing rows
     /// from the end is only visible against a head recorded elsewhere (`status` shows it).
+    /// After a retention purge the chain starts at the anchor (the last removed row's seq and
+    /// hash), which a chained `audit_purged` row must name.
     public func verify() throws -> AuditVerification {
         let stmt = try db.prepare("SELECT seq, at, event, detail, hash FROM audit ORDER BY seq")
-        var previous = Self.genesis
-        var expectedSeq: Int64 = 1
+        let anchor = try self.anchor()
+        var previous = anchor?.hash ?? Self.genesis
+        var expectedSeq: Int64 = (anchor?.seq ?? 0) + 1
         var count = 0
         var head: AuditEntry?
+        var anchorVouched = anchor == nil
+        let anchorMark = anchor.map { #""through_seq":\#($0.seq),"through_hash":"\#(Self.hex($0.hash))""# }
         while try stmt.step() {
             let entry = Self.entry(stmt)
             count += 1
+            if let anchorMark, entry.event == Self.purgedEvent, entry.detail.contains(anchorMark) { anchorVouched = true }
             if entry.seq != expectedSeq {
                 let problem = entry.seq > expectedSeq
                     ? "rows \(expectedSeq)...\(entry.seq - 1) are missing (deleted) before row \(entry.seq)"
@@ -114,7 +134,72 @@ public final class AuditLog {
             expectedSeq += 1
             head = entry
         }
+        if !anchorVouched, let anchor {
+            return AuditVerification(rows: count, head: head,
+                                     problem: "the audit starts after row \(anchor.seq), but no audit_purged row in the chain records removing the rows up to it: the anchor was changed")
+        }
         return AuditVerification(rows: count, head: head, problem: nil)
+    }
+
+    // MARK: Retention
+
+    static let purgedEvent = "audit_purged"
+
+    /// The last removed row (seq and hash), if rows were ever removed.
+    public func anchor() throws -> (seq: Int64, hash: [UInt8])? {
+        let stmt = try db.cached("SELECT seq, hash FROM audit_anchor WHERE id = 1")
+        defer { stmt.reset() }
+        return try stmt.step() ? (stmt.int64(0), stmt.blob(1)) : nil
+    }
+
+    /// Removes the oldest rows the retention no longer keeps (beyond `maxRows`, or older than
+    /// `maxAgeMilliseconds`), at most `batch` of them per call, and appends one `audit_purged`
+    /// row naming what went and the new anchor. Call inside a write transaction. Returns the
+    /// number of rows removed.
+    @discardableResult
+    public func purge(_ retention: AuditRetention, now: Int64, batch: Int64 = 50_000) throws -> Int64 {
+        precondition(db.inTransaction, "a purge commits with its audit row")
+        let bounds = try db.prepare("SELECT min(seq), max(seq) FROM audit")
+        guard try bounds.step(), let first = bounds.optionalInt64(0), let last = bounds.optionalInt64(1) else { return 0 }
+        var through: Int64 = 0
+        var reasons: [String] = []
+        if let maxRows = retention.maxRows, last - first + 1 > maxRows {
+            // Keep maxRows - 1 so that with the purge row the table holds maxRows.
+            through = last - maxRows + 1
+            reasons.append("max_rows")
+        }
+        if let maxAge = retention.maxAgeMilliseconds {
+            let stmt = try db.prepare("SELECT max(seq) FROM audit WHERE at < ?")
+            try stmt.bind(now - maxAge, at: 1)
+            if try stmt.step(), let seq = stmt.optionalInt64(0), seq >= first {
+                if seq > through { through = seq }
+                reasons.append("max_age")
+            }
+        }
+        through = min(through, first + batch - 1)
+        guard through >= first else { return 0 }
+        let row = try db.prepare("SELECT hash FROM audit WHERE seq = ?")
+        try row.bind(through, at: 1)
+        guard try row.step() else { return 0 }
+        let hash = row.blob(0)
+        let anchor = try db.prepare("INSERT INTO audit_anchor (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
+        try anchor.bind(through, at: 1)
+        try anchor.bind(blob: hash, at: 2)
+        try anchor.run()
+        let delete = try db.prepare("DELETE FROM audit WHERE seq <= ?")
+        try delete.bind(through, at: 1)
+        try delete.run()
+        let removed = through - first + 1
+        var detail = JSONObject()
+        detail.add("rows", removed)
+        detail.add("first_seq", first)
+        detail.add("through_seq", through)
+        detail.add("through_hash", Self.hex(hash))
+        detail.add("policy", reasons)
+        if let maxRows = retention.maxRows { detail.add("max_rows", maxRows) }
+        if let maxAge = retention.maxAgeMilliseconds { detail.add("max_age_ms", maxAge) }
+        try append(Self.purgedEvent, detail, at: now)
+        return removed
     }
 
     static func entry(_ stmt: Statement) -> AuditEntry {

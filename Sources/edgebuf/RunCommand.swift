@@ -23,6 +23,7 @@ struct RunCommand: AsyncParsableCommand {
             let engines = try makeEngines(global: global, logger: logger)
             if let uplink = engines.uplink { services.append(uplink) }
             if let downlink = engines.downlink { services.append(downlink) }
+            services.append(engines.auditRetention)
             services.append(try DatabaseFileGuard(path: global.databasePath))
         } catch {
             throw fail(error)
@@ -37,8 +38,9 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-/// The engines the configuration asks for; fails clearly when neither is configured.
-func makeEngines(global: GlobalOptions, logger: Logger) throws -> (uplink: SyncEngine?, downlink: DownlinkEngine?) {
+/// The engines the configuration asks for, and the audit's retention; fails clearly when
+/// neither engine is configured.
+func makeEngines(global: GlobalOptions, logger: Logger) throws -> (uplink: SyncEngine?, downlink: DownlinkEngine?, auditRetention: AuditRetentionService) {
     let document = try global.document()
     let outbox = try OutboxConfiguration(document: document)
     let uplink = try UplinkConfiguration(document: document)
@@ -59,7 +61,9 @@ func makeEngines(global: GlobalOptions, logger: Logger) throws -> (uplink: SyncE
     let receive = downlink.isConfigured
         ? try DownlinkEngine(settings: downlink, databasePath: global.databasePath, databaseOptions: checked, logger: logger)
         : nil
-    return (sync, receive)
+    let retention = AuditRetentionService(path: global.databasePath, options: checked,
+                                          retention: outbox.database.auditRetention, logger: logger)
+    return (sync, receive, retention)
 }
 
 /// The uplink engine from the configuration; fails clearly when no uplink is configured.

@@ -61,4 +61,53 @@ import Testing
         try tamper("UPDATE audit SET detail = '{\"n\":500}', hash = x'\(AuditLog.hex(forged))' WHERE seq = 5")
         #expect(try audit.verify().problem?.contains("row 6") == true)
     }
+
+    // MARK: Retention
+
+    @Test func purgingByRowsKeepsTheChainVerifiableFromTheAnchor() throws {
+        let removed = try db.transaction { try audit.purge(AuditRetention(maxRows: 4), now: 100) }
+        #expect(removed == 7)
+        let rows = try audit.list()
+        // Rows 8...10 and the purge row: max_rows in all.
+        #expect(rows.map(\.seq) == [8, 9, 10, 11])
+        #expect(rows.last?.event == "audit_purged")
+        #expect(rows.last?.detail.contains(#""rows":7,"first_seq":1,"through_seq":7"#) == true)
+        let anchor = try #require(try audit.anchor())
+        #expect(anchor.seq == 7)
+        let result = try audit.verify()
+        #expect(result.isIntact, "\(result.problem ?? "")")
+        #expect(result.rows == 4 && result.head?.seq == 11)
+        // Nothing more is due; appends go on chaining.
+        #expect(try db.transaction { try audit.purge(AuditRetention(maxRows: 4), now: 100) } == 0)
+        try db.transaction { _ = try audit.append("test", JSONObject(), at: 101) }
+        #expect(try audit.verify().isIntact)
+    }
+
+    @Test func purgingByAgeRemovesOnlyOlderRowsAndAtMostABatch() throws {
+        // Rows 1...10 were written at 1...10 ms.
+        let retention = AuditRetention(maxRows: nil, maxAgeMilliseconds: 1000)
+        #expect(try db.transaction { try audit.purge(retention, now: 1006, batch: 3) } == 3)  // 1...5 are due, 3 go
+        #expect(try db.transaction { try audit.purge(retention, now: 1006, batch: 3) } == 2)
+        #expect(try audit.list().first?.seq == 6)
+        #expect(try audit.verify().isIntact)
+    }
+
+    @Test func onlyRowsUpToTheAnchorCanBeDeleted() throws {
+        try db.transaction { _ = try audit.purge(AuditRetention(maxRows: 6), now: 100) }
+        #expect(try audit.anchor()?.seq == 5)
+        #expect(throws: DatabaseError.self) { try db.execute("DELETE FROM audit WHERE seq = 6") }
+        #expect(throws: DatabaseError.self) { try db.execute("UPDATE audit_anchor SET seq = 4") }
+        #expect(throws: DatabaseError.self) { try db.execute("DELETE FROM audit_anchor") }
+        #expect(try audit.verify().isIntact)
+    }
+
+    @Test func anAnchorMovedWithoutAPurgeRowIsFound() throws {
+        try db.transaction { _ = try audit.purge(AuditRetention(maxRows: 8), now: 100) }
+        // An attacker moves the anchor past rows 3...4 and deletes them, with the right hash.
+        let four = try #require(try audit.list().first { $0.seq == 4 })
+        try db.execute("UPDATE audit_anchor SET seq = 4, hash = x'\(AuditLog.hex(four.hash))'")
+        try db.execute("DELETE FROM audit WHERE seq <= 4")
+        let problem = try audit.verify().problem
+        #expect(problem?.contains("no audit_purged row") == true, "\(problem ?? "intact")")
+    }
 }

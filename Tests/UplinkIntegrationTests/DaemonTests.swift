@@ -1,3 +1,4 @@
+import EdgeStore
 import Foundation
 import TestSupport
 import Testing
@@ -53,6 +54,48 @@ extension Uplink {
             #expect(duplicates <= kills * largest, "\(duplicates) duplicates, more than \(kills) requests of up to \(largest) records")
             #expect(try ws.auditIntact())
             print("kill -9 test: \(kills) kills at \(moments) ms; \(left) records left after the kills; \(duplicates) duplicates (bound \(kills) × \(largest))")
+        }
+
+        /// `[audit] max_rows`: `edgebuf run` removes the oldest audit rows beyond it (at start,
+        /// then once a minute) with an `audit_purged` row, the chain still verifies, and the
+        /// requests it sends are audited on top.
+        @Test func runKeepsTheAuditWithinMaxRows() throws {
+            let simulator = try Simulator()
+            let ws = try Workspace(Workspace.Uplink(simulator: simulator, extra: ["max_body_bytes": "2048"]))
+            let config = try String(contentsOfFile: ws.config, encoding: .utf8) + "\n[audit]\nmax_rows = 1000\n"
+            try config.write(toFile: ws.config, atomically: true, encoding: .utf8)
+            do {  // 1,500 rows of history
+                let connection = try Database.open(path: ws.db)
+                try connection.transaction {
+                    for n in 1...1500 {
+                        var detail = JSONObject()
+                        detail.add("n", n)
+                        try AuditLog(connection).append("history", detail)
+                    }
+                }
+            }
+            try ws.enqueue((1...100).map { Line.property(seq: $0) })
+            let daemon = try ws.startRun(logLevel: "info")
+            defer { daemon.kill9() }
+            let done = poll(timeout: .seconds(30)) {
+                ((try? simulator.accepted()) ?? []).count == 100 && ((try? ws.audit()) ?? []).contains { $0.string("event") == "audit_purged" }
+            }
+            #expect(done, "run: \(daemon.stderrText.suffix(1500))")
+            daemon.send(SIGTERM)
+            #expect(daemon.wait(timeout: .seconds(10)) == 0, "run: \(daemon.stderrText.suffix(1500))")
+
+            let audit = try ws.audit()
+            let purge = try #require(audit.first { $0.string("event") == "audit_purged" }?.object("detail"))
+            let through = try #require(purge.int("through_seq"))
+            // The rows beyond max_rows went, the oldest first; the history after them stayed.
+            #expect(through >= 501 && purge.int("first_seq") == 1 && purge.int("rows") == through)
+            #expect(audit.first?.int("seq") == through + 1)
+            #expect(audit.filter { $0.string("event") == "history" }.count == 1500 - through)
+            let events = Dictionary(grouping: audit.compactMap { $0.string("event") }, by: { $0 }).mapValues(\.count)
+            let written = audit.count - (events["history"] ?? 0) - (events["audit_purged"] ?? 0)  // by this run
+            #expect(audit.count <= 1000 + written, "\(audit.count) rows: \(events)")
+            #expect(acceptedCounts(try simulator.accepted()) == Dictionary(uniqueKeysWithValues: (1...100).map { ($0, 1) }))
+            #expect(try ws.auditIntact())
         }
 
         @Test func sigtermWhileIdleExitsPromptly() throws {

@@ -79,7 +79,7 @@ AUTH_TIMESTAMP_RE = re.compile(r"^\d{10}$", re.ASCII)
 C8Y_COLLECTION = "application/vnd.com.nsn.cumulocity.measurementcollection+json"
 C8Y_MEASUREMENT = "application/vnd.com.nsn.cumulocity.measurement+json"
 
-FAULT_ACTIONS = ("respond", "close", "reset", "truncate", "garbage", "hang", "slow_drip", "pass")
+FAULT_ACTIONS = ("respond", "close", "reset", "truncate", "garbage", "huge", "hang", "slow_drip", "pass")
 
 GARBAGE_BODY = (
     b"<!DOCTYPE html>\n<html><head><title>Welcome</title></head>\n"
@@ -205,7 +205,7 @@ class Fault:
     """One queued fault: applies to the next `count` non-control requests matching `path`."""
 
     FIELDS = {"count", "path", "status", "error_code", "error_msg", "error", "retry_after",
-              "delay", "action", "accept", "drip_interval"}
+              "delay", "action", "accept", "drip_interval", "size"}
 
     def __init__(self, spec: dict, fault_id: int):
         if not isinstance(spec, dict):
@@ -227,6 +227,7 @@ class Fault:
         self.retry_after = spec.get("retry_after")
         self.delay = self._number(spec, "delay", 0.0)
         self.drip_interval = self._number(spec, "drip_interval", 1.0)
+        self.size = self._int(spec, "size", 8 << 20, minimum=2, maximum=256 << 20)
         self.accept = bool(spec.get("accept", False))
 
     @staticmethod
@@ -1374,9 +1375,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def fault_response(fault: Fault, req: Request, real: Response | None) -> Response:
-    """The answer a respond/garbage/truncate/slow_drip fault sends."""
+    """The answer a respond/garbage/huge/truncate/slow_drip fault sends."""
     if fault.action == "garbage":
         return Response(fault.status or 200, GARBAGE_BODY, "text/html; charset=utf-8")
+    if fault.action == "huge":
+        # Valid JSON of exactly `size` bytes: {"padding":"xxx...x"}.
+        padding = max(fault.size - len(b'{"padding":""}'), 0)
+        return Response(fault.status or 200, b'{"padding":"' + b"x" * padding + b'"}', "application/json")
     if fault.action in ("truncate", "slow_drip") and real is not None and fault.status is None:
         return real
     headers = []

@@ -228,6 +228,10 @@ extension Uplink {
 
         enum Breakage: String, CaseIterable, Sendable {
             case close, reset, truncate, garbage502 = "garbage", hang
+            /// The answer one byte per 300 ms: the request timeout (1 s) ends it.
+            case slowDrip = "slow_drip"
+            /// 8 MiB of valid JSON with 200: over the 4 MiB response cap, aborted, not held.
+            case huge
         }
 
         @Test(arguments: Breakage.allCases)
@@ -235,14 +239,23 @@ extension Uplink {
             let (simulator, ws) = try Self.setUp(extra: ["request_timeout": "1"])
             var fault: JSONDict = ["count": 2, "action": breakage.rawValue, "path": Self.dataPaths]
             if breakage == .garbage502 { fault["status"] = 502 }
+            if breakage == .slowDrip { fault["drip_interval"] = 0.3 }
             try simulator.fault(fault)
             try ws.enqueue((1...4).map { Line.property(seq: $0) } + (5...6).map { Line.message(seq: $0) })
             try Self.flushDrains(ws)
             try Self.expectAcceptedOnce(simulator, 1...6)
             // The simulator saw both broken exchanges, then three good requests.
             let data = try simulator.dataRequests()
-            let expected = breakage == .garbage502 ? "answered" : breakage.rawValue
-            #expect(data.map { $0.string("outcome") ?? "" } == [expected, expected, "answered", "answered", "answered"])
+            #expect(data.count == 5)
+            switch breakage {
+            case .slowDrip:
+                // The simulator notices the client gone only at its next byte.
+                #expect(data.prefix(2).allSatisfy { $0.string("outcome") != "answered" })
+            default:
+                let expected = [.garbage502, .huge].contains(breakage) ? "answered" : breakage.rawValue
+                #expect(data.prefix(2).allSatisfy { $0.string("outcome") == expected })
+            }
+            #expect(data.suffix(3).allSatisfy { $0.string("outcome") == "answered" })
             #expect(data.suffix(3).allSatisfy { $0.int("status") == 200 })
             let rows = try ws.auditRequests()
             let retries = rows.filter { $0.string("outcome") == "retry" }
@@ -257,6 +270,8 @@ extension Uplink {
             #expect(rows.filter { $0.string("outcome") == "delivered" }.count == 3)
             if breakage == .garbage502 {
                 #expect(retries.allSatisfy { $0.int("http_status") == 502 })
+            } else if breakage == .huge {
+                #expect(retries.allSatisfy { ($0.string("detail") ?? "").contains("exceeded the limit") }, "\(retries)")
             } else {
                 #expect(retries.allSatisfy { $0.isNull("http_status") })
             }

@@ -544,6 +544,14 @@ class FaultTests(SimTestCase):
             json.loads(body)
         self.assertEqual(self.records(), [])
 
+    def test_huge(self):
+        self.fault(action="huge", size=100_000, accept=True)
+        status, headers, body = self.send()
+        self.assertEqual(status, 200)
+        self.assertEqual(len(body), 100_000)
+        self.assertEqual(len(json.loads(body)["padding"]), 100_000 - len('{"padding":""}'))
+        self.assertEqual(len(self.records()), 1)  # accepted, then the huge answer
+
     def test_delay(self):
         self.fault(delay=0.4, status=504)
         started = time.monotonic()

@@ -204,8 +204,8 @@ public final class ConfigSection {
 
     /// What the TOML parser (toml++ inside TOMLKit) would mishandle: it reads the text as a C
     /// string, so a NUL byte silently ends the file there; and a table header whose name starts
-    /// with a character that cannot start a key (`[,x]`, `[.x]`, `[=]`) trips an assertion
-    /// that aborts the process. Both are refused here, naming the line.
+    /// with a character that cannot start a key (`[,x]`, `[.x]`, `[=]`), or that has no name
+    /// on its line (`[` then a line break), trips an assertion that aborts the process. Both are refused here, naming the line.
     static func unsafeForParser(_ text: String) -> String? {
         var inMultiline: String?  // the delimiter of the multi-line string we are in
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -223,7 +223,11 @@ public final class ConfigSection {
             rest = rest.dropFirst()
             if rest.first == "[" { rest = rest.dropFirst() }
             rest = rest.drop { $0 == " " || $0 == "\t" }
-            guard let first = rest.first else { continue }
+            guard let first = rest.first else {
+                // `[` alone on its line: the parser would read the name from the next line and
+                // trip the same assertion.
+                return "table header at line \(number) has no name on its line: give a section name, e.g. [database]"
+            }
             let startsAKey = first.isASCII && (first.isLetter || first.isNumber) || "_-\"'] ".contains(first)
             if !startsAKey {
                 return "table header at line \(number) starts with '\(first)': give a section name, e.g. [database]"

@@ -30,6 +30,7 @@ import Testing
         ("20-digit byte count", "[database]\nmax_bytes = \"99999999999999999999B\"\n", "database.max_bytes"),
         ("huge uplink rate", "[uplink]\nmax_bytes_per_second = \"1e30GB\"\n", "uplink.max_bytes_per_second"),
         ("empty key in a table header", "[,database]\n", "not valid TOML"),
+        ("table header name on the next line", "[database]\nmax_records = 5\n[\nuplink]\n", "table header at line 3"),
         ("NUL byte, then an unknown section", "[database]\nmax_records = 5\n\u{0}\n[bogus]\nx = 1\n", "edgebuf: config"),
     ]
 

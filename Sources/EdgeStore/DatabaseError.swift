@@ -96,7 +96,7 @@ public struct DatabaseError: Error, CustomStringConvertible, Sendable {
             var text: String
             switch rc & 0xff {
             case SQLITE_FULL:
-                text = "the disk holding the database\(place) is full or the database reached its size limit; the transaction was rolled back and nothing of it was stored. Free space (or raise database.max_bytes) and try again"
+                text = "the disk holding the database\(place) is full or the database reached its size limit; the transaction was rolled back and nothing of it was stored. Free space on that disk (or raise database.max_file_bytes, if the file has a limit) and try again"
             case SQLITE_BUSY, SQLITE_LOCKED:
                 text = "the database\(place) stayed locked by another process for longer than the busy timeout; nothing was changed. Try again, or raise database.busy_timeout"
             case SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_PERM:

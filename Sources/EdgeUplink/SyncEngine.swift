@@ -28,6 +28,10 @@ public actor SyncEngine: Service {
     private var delivered: Int64 = 0
     private var deliveredBytes: Int64 = 0
     private var stopReason: String?
+    /// Audit rows of requests that changed nothing in the outbox (a retry, a split) and could
+    /// not be written for a full disk: written, oldest first, with the next commit that
+    /// succeeds. Lost (and logged as such) if edgebuf stops first.
+    private var deferredAudit: [AuditRow] = []
 
     /// Counters a caller (flush) can read.
     public struct Progress: Sendable {
@@ -97,7 +101,7 @@ public actor SyncEngine: Service {
                         wake.resume()
                         continue
                     }
-                    try saveState()
+                    try saveStateUnlessFull()
                     if untilEmpty { return true }
                     // Idle: sleep until an enqueue (here or in another process) wakes us. The
                     // timeout is only a safety net, not how new records are found.
@@ -113,13 +117,16 @@ public actor SyncEngine: Service {
             case .send(let request, let attempt, let token):
                 try await send(request, attempt: attempt, token: token)
             case .wait(let until):
-                try saveState()
+                try saveStateUnlessFull()
                 try? await clock.sleep(until: until)
             case .busy:
                 await Task.yield()
             }
         }
         try? saveState()
+        if !deferredAudit.isEmpty {
+            logger.error("uplink stopped with the audit rows of \(deferredAudit.count) requests not written: the disk or the file limit stayed full")
+        }
         return false
     }
 
@@ -180,11 +187,18 @@ public actor SyncEngine: Service {
         try audit("authentication_failed", detail, started: started)
     }
 
+    /// Audits an authentication. On a full disk the row is left out (logged) rather than
+    /// waited for: the drain that would free the space comes after the authentication, and
+    /// the exchange sent no record.
     private func audit(_ event: String, _ detail: JSONObject, started: ContinuousClock.Instant) throws {
         var detail = detail
         detail.add("duration_ms", Self.milliseconds(clock.now - started))
         let db = try db()
-        try db.transaction { try AuditLog(db).append(event, detail) }
+        do {
+            try db.transaction { try AuditLog(db).append(event, detail) }
+        } catch let error as DatabaseError where error.isDiskFull {
+            logger.error("uplink could not audit an authentication: the disk or the file limit is full", metadata: ["edgebuf.uplink.error": "\(error)"])
+        }
     }
 
     // MARK: Sending
@@ -200,15 +214,72 @@ public actor SyncEngine: Service {
         let result = await exchange(http)
         if Task.isCancelled { return }  // abandoned: nothing deleted, the records go again next time
         guard let decision = machine.requestFinished(request, result: result, attempt: attempt, now: clock.now) else { return }
-        try commit(decision, request: request, duration: clock.now - started)
+        let row = AuditRow(detail: auditDetail(decision.outcome, request: request, duration: clock.now - started), at: Timestamp.nowMilliseconds())
+        let changesOutbox = decision.actions.contains { action in
+            switch action {
+            case .delete, .deadLetter, .deadLetterChild: return true
+            default: return false
+            }
+        }
+        if !changesOutbox {
+            // Only an audit row to write (a retry, a split): on a full disk it waits for the
+            // next commit that succeeds, and the uplink goes on; a drain must not wait for
+            // space that only the drain can free.
+            do {
+                try commit(decision, request: request, row: row, withDeferred: true)
+            } catch let error as DatabaseError where error.isDiskFull {
+                deferredAudit.append(row)
+                logger.error("uplink could not audit a request: the disk or the file limit is full; the row is written with the next commit that succeeds",
+                             metadata: ["edgebuf.uplink.error": "\(error)"])
+            }
+            apply(decision.actions)
+            return
+        }
+        // The platform has answered: what its answer means for the outbox is committed, not
+        // the request sent again, however long the disk stays full. (Stopped meanwhile, the
+        // records are still in the outbox and go again at the next start: at least once.)
+        let committed = try await retryingWhileFull("the result of a request") {
+            do {
+                try commit(decision, request: request, row: row, withDeferred: true)
+            } catch let error as DatabaseError where error.isDiskFull && !deferredAudit.isEmpty {
+                // The waiting rows may be what does not fit: this request's own changes first.
+                try commit(decision, request: request, row: row, withDeferred: false)
+            }
+        }
+        guard committed else { return }
         apply(decision.actions)
     }
 
-    /// Applies the store actions and writes the request's audit row, in one transaction.
-    private func commit(_ decision: SyncDecision, request: UplinkRequest, duration: Duration) throws {
-        let db = try db()
-        let now = Timestamp.nowMilliseconds()
-        let outcome = decision.outcome
+    /// An audit row of a request, written with the commit of its result.
+    struct AuditRow {
+        var detail: JSONObject
+        var at: Int64
+    }
+
+    /// Runs `write` until it does not fail for a full disk (or `max_file_bytes`), waiting the
+    /// uplink's backoff between attempts: a full file is a state the daemon waits out (other
+    /// deletes free pages, an operator frees the disk), not a reason to stop. Other errors are
+    /// thrown. False when shut down before it succeeded.
+    @discardableResult
+    private func retryingWhileFull(_ what: String, _ write: () throws -> Void) async throws -> Bool {
+        var delay = configuration.sync.backoff.initial
+        while true {
+            do {
+                try write()
+                return true
+            } catch let error as DatabaseError where error.isDiskFull {
+                lastErrorText = "could not store \(what): \(error)"
+                logger.error("uplink could not store \(what): the disk or the file limit is full; retrying in \(Self.milliseconds(delay)) ms",
+                             metadata: ["edgebuf.uplink.error": "\(error)"])
+            }
+            try? await clock.sleep(for: delay)
+            if Task.isCancelled { return false }
+            delay = min(delay * 2, configuration.sync.backoff.maximum)
+        }
+    }
+
+    /// The audit detail of a request and its outcome.
+    private func auditDetail(_ outcome: RequestOutcome, request: UplinkRequest, duration: Duration) -> JSONObject {
         var detail = JSONObject()
         detail.add("platform", request.platform.rawValue)
         detail.add("path", request.path)
@@ -223,6 +294,16 @@ public actor SyncEngine: Service {
         detail.add("outcome", outcome.result.rawValue)
         detail.add("attempt", outcome.attempt)
         if outcome.result != .delivered { detail.add("detail", outcome.detail) }
+        return detail
+    }
+
+    /// Applies the store actions and writes the request's audit row (after the rows that
+    /// waited for space, with `withDeferred`), in one transaction.
+    private func commit(_ decision: SyncDecision, request: UplinkRequest, row: AuditRow, withDeferred: Bool) throws {
+        let db = try db()
+        let now = Timestamp.nowMilliseconds()
+        let outcome = decision.outcome
+        let deferred = withDeferred ? deferredAudit : []
         try db.transaction {
             for action in decision.actions {
                 switch action {
@@ -241,9 +322,11 @@ public actor SyncEngine: Service {
                     break
                 }
             }
-            try AuditLog(db).append("request", detail, at: now)
+            for waiting in deferred { try AuditLog(db).append("request", waiting.detail, at: waiting.at) }
+            try AuditLog(db).append("request", row.detail, at: row.at)
             try writeState(db, now: now)
         }
+        if withDeferred { deferredAudit.removeFirst(deferred.count) }
         if outcome.result == .delivered {
             lastSuccessAt = now
             delivered += Int64(request.recordIDs.count)
@@ -285,6 +368,16 @@ public actor SyncEngine: Service {
     private func saveState() throws {
         let db = try db()
         try db.transaction { try writeState(db, now: Timestamp.nowMilliseconds()) }
+    }
+
+    /// `saveState`, except that a full disk only costs a stale `status` (logged), not the
+    /// daemon.
+    private func saveStateUnlessFull() throws {
+        do {
+            try saveState()
+        } catch let error as DatabaseError where error.isDiskFull {
+            logger.warning("uplink could not write its state: the disk or the file limit is full", metadata: ["edgebuf.uplink.error": "\(error)"])
+        }
     }
 
     private func writeState(_ db: Connection, now: Int64) throws {

@@ -11,6 +11,9 @@ final class Device: @unchecked Sendable {
     var config: String { directory.file("edgebuf.toml") }
     /// The configuration: section -> key -> raw TOML value (strings already quoted).
     var sections: [String: [String: String]] = [:]
+    /// What `eb` and `startRun` run edgebuf through (e.g. `nsenter` into the mount namespace
+    /// the database lives in); nothing by default.
+    var launcher: [String] = []
 
     init(label: String = "edgebuf-proof", databaseName: String = "edgebuf.db") {
         directory = TemporaryDirectory(label)
@@ -63,7 +66,12 @@ final class Device: @unchecked Sendable {
     /// `edgebuf --db DB --config CONFIG arguments...`, bounded (a hang fails as a timeout).
     func eb(_ arguments: [String], stdin: [UInt8] = [], environment: [String: String] = [:],
             timeout: Duration = .seconds(60)) throws -> BoundedResult {
-        try edgebufBounded(["--db", db, "--config", config] + arguments, stdin: stdin, environment: environment, timeout: timeout)
+        let arguments = ["--db", db, "--config", config] + arguments
+        if launcher.isEmpty {
+            return try edgebufBounded(arguments, stdin: stdin, environment: environment, timeout: timeout)
+        }
+        return try runBounded(launcher[0], Array(launcher.dropFirst()) + [edgebufBinary] + arguments, stdin: stdin,
+                              environment: environment, timeout: timeout)
     }
 
     /// `eb` that must exit 0; its stdout.
@@ -84,8 +92,9 @@ final class Device: @unchecked Sendable {
     }
 
     /// Starts `edgebuf run` (through `launcher`, e.g. faketime or setpriv, when given).
-    func startRun(logLevel: String = "notice", tag: String = "run", launcher: [String] = [],
+    func startRun(logLevel: String = "notice", tag: String = "run", launcher: [String]? = nil,
                   environment: [String: String] = [:]) throws -> ChildProcess {
+        let launcher = launcher ?? self.launcher
         let arguments = ["--db", db, "--config", config, "--log-level", logLevel, "run"]
         if launcher.isEmpty {
             return try ChildProcess(edgebufBinary, arguments, stdout: directory.file("\(tag).out"),

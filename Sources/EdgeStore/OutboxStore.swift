@@ -1,3 +1,5 @@
+import CSQLite
+
 /// Counts and bytes of stored records.
 public struct OutboxTotals: Sendable, Equatable {
     public var records: Int64 = 0
@@ -265,10 +267,23 @@ public final class OutboxStore {
     }
 
     static func record(_ stmt: Statement, offset: Int32 = 0) -> StoredRecord {
-        StoredRecord(id: stmt.int64(offset), kind: RecordKind(rawValue: stmt.text(offset + 1)) ?? .property,
+        StoredRecord(id: stmt.int64(offset), kind: kind(stmt, offset + 1),
                      recordClass: RecordClass(rawValue: stmt.int(offset + 2)) ?? .normal,
                      target: stmt.text(offset + 3), child: stmt.optionalText(offset + 4),
                      eventTime: stmt.int64(offset + 5), enqueuedAt: stmt.int64(offset + 6), payload: stmt.blob(offset + 7))
+    }
+
+    /// The kind column, told apart by length and first byte (the schema's CHECK allows only
+    /// the four names) without making a String per row: the drain reads every row once.
+    static func kind(_ stmt: Statement, _ column: Int32) -> RecordKind {
+        guard let text = sqlite3_column_text(stmt.handle, column) else { return .property }
+        switch (sqlite3_column_bytes(stmt.handle, column), text[0]) {
+        case (8, UInt8(ascii: "p")): return .property
+        case (7, UInt8(ascii: "m")): return .message
+        case (11, UInt8(ascii: "m")): return .measurement
+        case (14, UInt8(ascii: "c")): return .childProperty
+        default: return RecordKind(rawValue: stmt.text(column)) ?? .property
+        }
     }
 
     // MARK: Removal
@@ -305,6 +320,13 @@ public final class OutboxStore {
     /// recounted from the table instead, so they stay exact. Returns how many were deleted.
     @discardableResult
     public func removeDelivered(_ records: [StoredRecord]) throws -> Int {
+        try removeDelivered(records.map { DeliveredRecord(id: $0.id, recordClass: $0.recordClass, bytes: $0.payload.count) })
+    }
+
+    /// `removeDelivered(_:)` for a caller that holds the records' ids, classes and payload
+    /// sizes but not their payloads (a built request keeps only its body).
+    @discardableResult
+    public func removeDelivered(_ records: [DeliveredRecord]) throws -> Int {
         guard !records.isEmpty else { return 0 }
         // Indexed by class raw value (0...2): no hashing per record.
         var perClass = [OutboxTotals](repeating: OutboxTotals(), count: RecordClass.allCases.count)
@@ -313,7 +335,7 @@ public final class OutboxStore {
         for record in records {
             ids.append(record.id)
             perClass[record.recordClass.rawValue].records += 1
-            perClass[record.recordClass.rawValue].bytes += Int64(record.payload.count)
+            perClass[record.recordClass.rawValue].bytes += Int64(record.bytes)
         }
         ids.sort()
         let delete = try db.cached("DELETE FROM outbox WHERE id BETWEEN ? AND ?")

@@ -122,3 +122,18 @@ public struct StoredRecord: Sendable, Equatable {
     /// The size of the smallest request body that carries this record alone.
     public var singleRecordBodyBytes: Int { kind.singleRecordBodyBytes(payloadBytes: payload.count, child: child) }
 }
+
+/// What removing a delivered record needs to know of it: its id, and its class and payload
+/// size for the running totals.
+public struct DeliveredRecord: Sendable, Equatable {
+    public let id: Int64
+    public let recordClass: RecordClass
+    /// `payload.count`, as `OutboxStore.admit` stored it in `bytes`.
+    public let bytes: Int
+
+    public init(id: Int64, recordClass: RecordClass, bytes: Int) {
+        self.id = id
+        self.recordClass = recordClass
+        self.bytes = bytes
+    }
+}

@@ -117,7 +117,7 @@ extension Packer {
         /// The window's requests, oldest first, and the oversized records.
         public func finish() -> Result {
             var requests = closed
-            for request in open where !request.records.isEmpty { requests.append(request.build()) }
+            for request in open where request.count > 0 { requests.append(request.build()) }
             // Oldest first. Within one group the first ids already ascend, so per-device order holds.
             requests.sort { $0.firstID < $1.firstID }
             return Result(requests: requests, oversized: oversized)
@@ -129,11 +129,14 @@ extension Packer {
     /// Reads and packs the next window: the oldest records of the most urgent class that has
     /// any (critical, then normal, then bulk), streamed from `store` into a `Window` and
     /// ending at the first full request past `budget`. `kinds` and `target` filter as in
-    /// `OutboxStore.forEachRecord`. Empty when no class has records.
-    public func nextWindow(from store: OutboxStore, kinds: [RecordKind]?, target: String?, budget: Window.Budget) throws -> Result {
+    /// `OutboxStore.forEachRecord`. `after` skips, per class, the records up to an id (those
+    /// already packed into requests still queued, while the next window is read ahead). Empty
+    /// when no class has records.
+    public func nextWindow(from store: OutboxStore, kinds: [RecordKind]?, target: String?, budget: Window.Budget,
+                           after: [RecordClass: Int64] = [:]) throws -> Result {
         for cls in RecordClass.allCases {
             var window = self.window(budget: budget)
-            try store.forEachRecord(of: cls, kinds: kinds, target: target) { window.offer($0) }
+            try store.forEachRecord(of: cls, afterID: after[cls] ?? 0, kinds: kinds, target: target) { window.offer($0) }
             if !window.isEmpty { return window.finish() }
         }
         return Result(requests: [], oversized: [])

@@ -93,9 +93,21 @@ extension Packer {
     }
 
     /// A request being filled, with its exact body size so far.
+    ///
+    /// Properties and measurements are written into the body as they come (each payload
+    /// once, no array per record kept); child properties are kept as records and written when
+    /// built, grouped by child.
     struct OpenRequest {
         let kind: RecordKind
-        var records: [StoredRecord] = []
+        /// Records taken.
+        private(set) var count = 0
+        private var first: StoredRecord?
+        /// Child properties (and a message): the records, written when built.
+        private var records: [StoredRecord] = []
+        /// Properties and measurements: the body so far, closed (prefix, payloads, suffix), and
+        /// where each payload sits in it.
+        private var body: [UInt8] = []
+        private var entries: [UplinkRequest.Entry] = []
         var bodyBytes: Int
         var children: Set<String> = []
 
@@ -113,9 +125,9 @@ extension Packer {
         func adding(_ record: StoredRecord, maxChildren: Int) -> Int? {
             switch kind {
             case .message:
-                return records.isEmpty ? record.payload.count : nil
+                return count == 0 ? record.payload.count : nil
             case .property, .measurement:
-                return bodyBytes + (records.isEmpty ? 0 : 1) + record.payload.count
+                return bodyBytes + (count == 0 ? 0 : 1) + record.payload.count
             case .childProperty:
                 let child = record.child ?? ""
                 if children.contains(child) {
@@ -129,12 +141,37 @@ extension Packer {
 
         mutating func add(_ record: StoredRecord) {
             bodyBytes = adding(record, maxChildren: .max)!
-            records.append(record)
-            if kind == .childProperty { children.insert(record.child ?? "") }
+            count += 1
+            if first == nil { first = record }
+            switch kind {
+            case .property, .measurement:
+                // The body stays closed, so that building it copies nothing.
+                if body.isEmpty {
+                    body.append(contentsOf: kind == .property ? RecordKind.servicesPrefix : RecordKind.measurementsPrefix)
+                } else {
+                    body.removeLast(RecordKind.arraySuffix.count)
+                    body.append(UInt8(ascii: ","))
+                }
+                let start = body.count
+                body.append(contentsOf: record.payload)
+                entries.append(UplinkRequest.Entry(record, payload: start..<body.count))
+                body.append(contentsOf: RecordKind.arraySuffix)
+            case .childProperty:
+                records.append(record)
+                children.insert(record.child ?? "")
+            case .message:
+                records.append(record)
+            }
         }
 
         func build() -> UplinkRequest {
-            let request = UplinkRequest(records: records)
+            let request: UplinkRequest
+            switch kind {
+            case .property, .measurement:
+                request = UplinkRequest(kind: kind, first: first!, body: body, entries: entries, children: [])
+            case .childProperty, .message:
+                request = UplinkRequest(records: records)
+            }
             assert(request.body.count == bodyBytes, "packer size prediction \(bodyBytes) != body \(request.body.count)")
             return request
         }

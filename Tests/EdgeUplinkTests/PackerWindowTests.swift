@@ -167,6 +167,43 @@ import Testing
         #expect(try db.scalarInt("SELECT count(*) FROM outbox") == 0)
     }
 
+    /// The engine reads the next window while the last one is sent and committed, after the
+    /// records still queued (`after`): that gives the requests a window-at-a-time drain gives.
+    @Test func readingAheadAfterTheQueuedRecordsGivesTheSameRequests() throws {
+        var random = SplitMix64(seed: 11)
+        let batch = (0..<300).map { n in
+            record(n, RecordClass.allCases[Int.random(in: 0..<3, using: &random)], device: n % 3 == 0 ? "d2" : "d1")
+        }
+        let packer = Packer(limits: .init(maxBodyBytes: 4096, maxChildrenPerRequest: 50))
+        let budget = Packer.Window.Budget(maxRecords: 16, maxBytes: 8192)
+        func drain(_ name: String, readAhead: Bool) throws -> [[Int64]] {
+            let db = try Database.open(path: dir.file(name))
+            let store = OutboxStore(db)
+            _ = try db.transaction { try store.admit(batch, policy: CapacityPolicy(), now: Fixture.now) }
+            var sent: [[Int64]] = []
+            var queued = try packer.nextWindow(from: store, kinds: nil, target: nil, budget: budget).requests
+            while !queued.isEmpty {
+                var after: [RecordClass: Int64] = [:]
+                for request in queued {
+                    after[request.recordClass] = max(after[request.recordClass] ?? 0, request.recordIDs.max() ?? 0)
+                }
+                let ahead = readAhead ? try packer.nextWindow(from: store, kinds: nil, target: nil, budget: budget, after: after).requests : []
+                for request in queued {
+                    sent.append(request.recordIDs)
+                    try db.transaction { _ = try store.removeDelivered(request.records) }
+                }
+                queued = readAhead ? ahead : try packer.nextWindow(from: store, kinds: nil, target: nil, budget: budget).requests
+            }
+            #expect(try db.scalarInt("SELECT count(*) FROM outbox") == 0)
+            return sent
+        }
+        let plain = try drain("plain.db", readAhead: false)
+        let ahead = try drain("ahead.db", readAhead: true)
+        #expect(plain.count > 10)
+        #expect(plain.joined().count == 300)
+        #expect(ahead == plain)
+    }
+
     @Test func onlyTheGivenKindsAndTarget() throws {
         let db = try Database.open(path: dir.file("k.db"))
         let store = OutboxStore(db)

@@ -89,12 +89,12 @@ extension Packer {
                 }
                 if budgetReached { return false }
                 closed.append(open[index].build())
-                open[index] = OpenRequest(kind: record.kind)
+                open[index] = OpenRequest(kind: record.kind, maxBodyBytes: limits.maxBodyBytes)
                 open[index].add(record)
                 remember(key, index)
             } else {
                 if budgetReached { return false }
-                var fresh = OpenRequest(kind: record.kind)
+                var fresh = OpenRequest(kind: record.kind, maxBodyBytes: limits.maxBodyBytes)
                 fresh.add(record)
                 open.append(fresh)
                 slot[key] = open.count - 1

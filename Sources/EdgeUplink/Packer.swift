@@ -110,9 +110,13 @@ extension Packer {
         private var entries: [UplinkRequest.Entry] = []
         var bodyBytes: Int
         var children: Set<String> = []
+        /// The body limit, reserved at once when a body grows past `smallBody`.
+        private let maxBodyBytes: Int
+        static let smallBody = 1 << 16
 
-        init(kind: RecordKind) {
+        init(kind: RecordKind, maxBodyBytes: Int) {
             self.kind = kind
+            self.maxBodyBytes = maxBodyBytes
             switch kind {
             case .property: bodyBytes = RecordKind.servicesPrefix.count + RecordKind.arraySuffix.count
             case .measurement: bodyBytes = RecordKind.measurementsPrefix.count + RecordKind.arraySuffix.count
@@ -151,6 +155,12 @@ extension Packer {
                 } else {
                     body.removeLast(RecordKind.arraySuffix.count)
                     body.append(UInt8(ascii: ","))
+                }
+                if body.count >= Self.smallBody && body.count + record.payload.count + 3 > body.capacity {
+                    // A request that outgrew a few records fills up, most likely to the limit:
+                    // one allocation of the largest body then, instead of growing by doubling
+                    // (each step a fresh, page-faulting allocation and a copy).
+                    body.reserveCapacity(max(maxBodyBytes, body.count + record.payload.count + 3))
                 }
                 let start = body.count
                 body.append(contentsOf: record.payload)

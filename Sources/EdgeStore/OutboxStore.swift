@@ -250,6 +250,38 @@ public final class OutboxStore {
         }
     }
 
+    /// `forEachRecord` without a `StoredRecord` per row: `body` sees each row in place (see
+    /// `OutboxRow`), and copies what it keeps. For the uplink's packer, which writes payloads
+    /// straight into request bodies.
+    package func forEachRow(of cls: RecordClass, afterID: Int64 = 0, kinds: [RecordKind]? = nil, target: String? = nil,
+                            _ body: (OutboxRow) throws -> Bool) throws {
+        var filter = kinds.map { " AND kind IN (\($0.map { "'\($0.rawValue)'" }.joined(separator: ",")))" } ?? ""
+        if target != nil { filter += " AND target = ?" }
+        let stmt = try db.cached("SELECT \(Self.columns) FROM outbox WHERE class = ? AND id > ?\(filter) ORDER BY id")
+        defer { stmt.reset() }
+        try stmt.bind(cls.rawValue, at: 1)
+        try stmt.bind(afterID, at: 2)
+        if let target { try stmt.bind(target, at: 3) }
+        // One device's backlog repeats its target on every row: keep one String while the
+        // bytes are the same.
+        var lastTarget = ""
+        while try stmt.step() {
+            let handle = stmt.handle
+            if let text = sqlite3_column_text(handle, 3) {
+                let bytes = UnsafeBufferPointer(start: text, count: Int(sqlite3_column_bytes(handle, 3)))
+                if !lastTarget.utf8.elementsEqual(bytes) { lastTarget = String(decoding: bytes, as: UTF8.self) }
+            } else {
+                lastTarget = ""
+            }
+            let count = Int(sqlite3_column_bytes(handle, 7))
+            let payload = UnsafeRawBufferPointer(start: count > 0 ? sqlite3_column_blob(handle, 7) : nil, count: count)
+            let row = OutboxRow(id: stmt.int64(0), kind: Self.kind(stmt, 1), recordClass: RecordClass(rawValue: stmt.int(2)) ?? .normal,
+                                target: lastTarget, child: stmt.optionalText(4), eventTime: stmt.int64(5),
+                                enqueuedAt: stmt.int64(6), payload: payload)
+            guard try body(row) else { return }
+        }
+    }
+
     /// Records in drain order (critical, normal, bulk; oldest first), at most `limit`.
     public func list(limit: Int) throws -> [StoredRecord] {
         var rows: [StoredRecord] = []

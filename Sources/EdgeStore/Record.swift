@@ -137,3 +137,23 @@ public struct DeliveredRecord: Sendable, Equatable {
         self.bytes = bytes
     }
 }
+
+/// An outbox row as `OutboxStore.forEachRow` steps over it. `payload` points into SQLite's
+/// row: it is valid only during the callback that received the row; copy what is kept
+/// (`stored()` makes a `StoredRecord`).
+package struct OutboxRow {
+    package let id: Int64
+    package let kind: RecordKind
+    package let recordClass: RecordClass
+    package let target: String
+    package let child: String?
+    package let eventTime: Int64
+    package let enqueuedAt: Int64
+    package let payload: UnsafeRawBufferPointer
+
+    /// The row as a record of its own (copies the payload).
+    package func stored() -> StoredRecord {
+        StoredRecord(id: id, kind: kind, recordClass: recordClass, target: target, child: child,
+                     eventTime: eventTime, enqueuedAt: enqueuedAt, payload: Array(payload))
+    }
+}

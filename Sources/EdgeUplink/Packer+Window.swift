@@ -59,16 +59,21 @@ extension Packer {
         /// Takes `record` (the next in id order) into the window; false when the window has
         /// ended before it (the record was not taken: the next window starts with it).
         public mutating func offer(_ record: StoredRecord) -> Bool {
+            offerPackable(record)
+        }
+
+        /// `offer(_:)` for a record or a row read in place.
+        mutating func offerPackable(_ record: some PackableRecord) -> Bool {
             if hardCapReached { return false }
             if record.singleRecordBodyBytes > limits.maxBodyBytes {
                 take(record)
-                oversized.append(record)
+                oversized.append(record.stored())
                 return true
             }
             if record.kind == .message {
                 if budgetReached { return false }
                 take(record)
-                closed.append(UplinkRequest(records: [record]))
+                closed.append(UplinkRequest(records: [record.stored()]))
                 return true
             }
             let key = GroupKey(record)
@@ -109,9 +114,9 @@ extension Packer {
             lastSlot = index
         }
 
-        private mutating func take(_ record: StoredRecord) {
+        private mutating func take(_ record: some PackableRecord) {
             records += 1
-            bytes += record.payload.count
+            bytes += record.payloadCount
         }
 
         /// The window's requests, oldest first, and the oversized records.
@@ -136,7 +141,7 @@ extension Packer {
                            after: [RecordClass: Int64] = [:]) throws -> Result {
         for cls in RecordClass.allCases {
             var window = self.window(budget: budget)
-            try store.forEachRecord(of: cls, afterID: after[cls] ?? 0, kinds: kinds, target: target) { window.offer($0) }
+            try store.forEachRow(of: cls, afterID: after[cls] ?? 0, kinds: kinds, target: target) { window.offerPackable($0) }
             if !window.isEmpty { return window.finish() }
         }
         return Result(requests: [], oversized: [])

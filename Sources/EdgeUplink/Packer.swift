@@ -85,7 +85,7 @@ extension Packer {
         let recordClass: RecordClass
         let target: String
 
-        init(_ record: StoredRecord) {
+        init(_ record: some PackableRecord) {
             kind = record.kind
             recordClass = record.recordClass
             target = record.kind == .measurement ? "" : record.target
@@ -101,7 +101,10 @@ extension Packer {
         let kind: RecordKind
         /// Records taken.
         private(set) var count = 0
-        private var first: StoredRecord?
+        /// The class and target of the first record (every record's, but for measurements'
+        /// targets, which vary and are not in the path).
+        private var recordClass = RecordClass.normal
+        private var target = ""
         /// Child properties (and a message): the records, written when built.
         private var records: [StoredRecord] = []
         /// Properties and measurements: the body so far, closed (prefix, payloads, suffix), and
@@ -126,27 +129,30 @@ extension Packer {
         }
 
         /// The body size with `record` added, or nil if it would exceed the child limit.
-        func adding(_ record: StoredRecord, maxChildren: Int) -> Int? {
+        func adding(_ record: some PackableRecord, maxChildren: Int) -> Int? {
             switch kind {
             case .message:
-                return count == 0 ? record.payload.count : nil
+                return count == 0 ? record.payloadCount : nil
             case .property, .measurement:
-                return bodyBytes + (count == 0 ? 0 : 1) + record.payload.count
+                return bodyBytes + (count == 0 ? 0 : 1) + record.payloadCount
             case .childProperty:
                 let child = record.child ?? ""
                 if children.contains(child) {
-                    return bodyBytes + 1 + record.payload.count  // "," inside the child's services
+                    return bodyBytes + 1 + record.payloadCount  // "," inside the child's services
                 }
                 guard children.count < maxChildren else { return nil }
                 return bodyBytes + (children.isEmpty ? 0 : 1) + RecordKind.childHeader(child).count
-                    + record.payload.count + RecordKind.childFooter.count
+                    + record.payloadCount + RecordKind.childFooter.count
             }
         }
 
-        mutating func add(_ record: StoredRecord) {
+        mutating func add(_ record: some PackableRecord) {
             bodyBytes = adding(record, maxChildren: .max)!
+            if count == 0 {
+                recordClass = record.recordClass
+                target = record.target
+            }
             count += 1
-            if first == nil { first = record }
             switch kind {
             case .property, .measurement:
                 // The body stays closed, so that building it copies nothing.
@@ -156,21 +162,21 @@ extension Packer {
                     body.removeLast(RecordKind.arraySuffix.count)
                     body.append(UInt8(ascii: ","))
                 }
-                if body.count >= Self.smallBody && body.count + record.payload.count + 3 > body.capacity {
+                if body.count >= Self.smallBody && body.count + record.payloadCount + 3 > body.capacity {
                     // A request that outgrew a few records fills up, most likely to the limit:
                     // one allocation of the largest body then, instead of growing by doubling
                     // (each step a fresh, page-faulting allocation and a copy).
-                    body.reserveCapacity(max(maxBodyBytes, body.count + record.payload.count + 3))
+                    body.reserveCapacity(max(maxBodyBytes, body.count + record.payloadCount + 3))
                 }
                 let start = body.count
-                body.append(contentsOf: record.payload)
+                record.appendPayload(to: &body)
                 entries.append(UplinkRequest.Entry(record, payload: start..<body.count))
                 body.append(contentsOf: RecordKind.arraySuffix)
             case .childProperty:
-                records.append(record)
+                records.append(record.stored())
                 children.insert(record.child ?? "")
             case .message:
-                records.append(record)
+                records.append(record.stored())
             }
         }
 
@@ -178,7 +184,7 @@ extension Packer {
             let request: UplinkRequest
             switch kind {
             case .property, .measurement:
-                request = UplinkRequest(kind: kind, first: first!, body: body, entries: entries, children: [])
+                request = UplinkRequest(kind: kind, recordClass: recordClass, target: target, body: body, entries: entries, children: [])
             case .childProperty, .message:
                 request = UplinkRequest(records: records)
             }

@@ -48,7 +48,7 @@ public struct UplinkRequest: Sendable, Equatable, CustomStringConvertible {
         let enqueuedAt: Int64
         let payload: Range<Int>
 
-        init(_ record: StoredRecord, payload: Range<Int>) {
+        init(_ record: some PackableRecord, payload: Range<Int>) {
             id = record.id
             kind = record.kind
             recordClass = record.recordClass
@@ -98,16 +98,16 @@ public struct UplinkRequest: Sendable, Equatable, CustomStringConvertible {
             (records, children) = Self.groupedByChild(given)
         }
         let (body, entries) = Self.body(kind: kind, records: records)
-        self.init(kind: kind, first: given[0], body: body, entries: entries, children: children)
+        self.init(kind: kind, recordClass: given[0].recordClass, target: given[0].target, body: body, entries: entries, children: children)
     }
 
     /// A request whose body was written as its records were packed (`Packer.OpenRequest`).
-    init(kind: RecordKind, first: StoredRecord, body: [UInt8], entries: [Entry], children: [String]) {
+    init(kind: RecordKind, recordClass: RecordClass, target: String, body: [UInt8], entries: [Entry], children: [String]) {
         self.platform = Platform(for: kind)
         self.kind = kind
-        self.recordClass = first.recordClass
-        self.device = kind == .measurement ? nil : first.target
-        self.path = Platform.path(for: kind, target: first.target)
+        self.recordClass = recordClass
+        self.device = kind == .measurement ? nil : target
+        self.path = Platform.path(for: kind, target: target)
         self.body = body
         self.entries = entries
         self.recordIDs = entries.map(\.id)

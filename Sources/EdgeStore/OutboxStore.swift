@@ -1,4 +1,5 @@
 import CSQLite
+import Foundation
 
 /// Counts and bytes of stored records.
 public struct OutboxTotals: Sendable, Equatable {
@@ -265,16 +266,24 @@ public final class OutboxStore {
         // One device's backlog repeats its target on every row: keep one String while the
         // bytes are the same.
         var lastTarget = ""
+        var lastTargetBytes: [UInt8] = []
         while try stmt.step() {
             let handle = stmt.handle
+            let count = Int(sqlite3_column_bytes(handle, 3))
             if let text = sqlite3_column_text(handle, 3) {
-                let bytes = UnsafeBufferPointer(start: text, count: Int(sqlite3_column_bytes(handle, 3)))
-                if !lastTarget.utf8.elementsEqual(bytes) { lastTarget = String(decoding: bytes, as: UTF8.self) }
+                let same = lastTargetBytes.count == count
+                    && (count == 0 || lastTargetBytes.withUnsafeBufferPointer { memcmp($0.baseAddress!, text, count) == 0 })
+                if !same {
+                    let bytes = UnsafeBufferPointer(start: text, count: count)
+                    lastTargetBytes = Array(bytes)
+                    lastTarget = String(decoding: bytes, as: UTF8.self)
+                }
             } else {
                 lastTarget = ""
+                lastTargetBytes = []
             }
-            let count = Int(sqlite3_column_bytes(handle, 7))
-            let payload = UnsafeRawBufferPointer(start: count > 0 ? sqlite3_column_blob(handle, 7) : nil, count: count)
+            let payloadCount = Int(sqlite3_column_bytes(handle, 7))
+            let payload = UnsafeRawBufferPointer(start: payloadCount > 0 ? sqlite3_column_blob(handle, 7) : nil, count: payloadCount)
             let row = OutboxRow(id: stmt.int64(0), kind: Self.kind(stmt, 1), recordClass: RecordClass(rawValue: stmt.int(2)) ?? .normal,
                                 target: lastTarget, child: stmt.optionalText(4), eventTime: stmt.int64(5),
                                 enqueuedAt: stmt.int64(6), payload: payload)

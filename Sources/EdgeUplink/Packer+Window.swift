@@ -84,10 +84,9 @@ extension Packer {
                 index = slot[key]
             }
             if let index {
-                if let fits = open[index].adding(record, maxChildren: maxChildren), fits <= limits.maxBodyBytes {
-                    // Mutate in place: copying the group out and back would copy its records
-                    // array on every append (quadratic in the window).
-                    open[index].add(record)
+                // Mutate in place: copying the group out and back would copy its records
+                // array on every append (quadratic in the window).
+                if open[index].addIfFits(record, maxChildren: maxChildren) {
                     remember(key, index)
                     take(record)
                     return true

@@ -146,8 +146,21 @@ extension Packer {
             }
         }
 
+        /// Adds `record` if the body stays within the limit and the children within
+        /// `maxChildren`; false, with nothing changed, otherwise. Called in place
+        /// (`open[i].addIfFits`), so that the open request is not copied for every record.
+        mutating func addIfFits(_ record: some PackableRecord, maxChildren: Int) -> Bool {
+            guard let size = adding(record, maxChildren: maxChildren), size <= maxBodyBytes else { return false }
+            add(record, bodyBytes: size)
+            return true
+        }
+
         mutating func add(_ record: some PackableRecord) {
-            bodyBytes = adding(record, maxChildren: .max)!
+            add(record, bodyBytes: adding(record, maxChildren: .max)!)
+        }
+
+        private mutating func add(_ record: some PackableRecord, bodyBytes size: Int) {
+            bodyBytes = size
             if count == 0 {
                 recordClass = record.recordClass
                 target = record.target

@@ -1,3 +1,6 @@
+import CSQLite
+import Foundation
+
 /// Counts and bytes of stored records.
 public struct OutboxTotals: Sendable, Equatable {
     public var records: Int64 = 0
@@ -248,6 +251,46 @@ public final class OutboxStore {
         }
     }
 
+    /// `forEachRecord` without a `StoredRecord` per row: `body` sees each row in place (see
+    /// `OutboxRow`), and copies what it keeps. For the uplink's packer, which writes payloads
+    /// straight into request bodies.
+    package func forEachRow(of cls: RecordClass, afterID: Int64 = 0, kinds: [RecordKind]? = nil, target: String? = nil,
+                            _ body: (OutboxRow) throws -> Bool) throws {
+        var filter = kinds.map { " AND kind IN (\($0.map { "'\($0.rawValue)'" }.joined(separator: ",")))" } ?? ""
+        if target != nil { filter += " AND target = ?" }
+        let stmt = try db.cached("SELECT \(Self.columns) FROM outbox WHERE class = ? AND id > ?\(filter) ORDER BY id")
+        defer { stmt.reset() }
+        try stmt.bind(cls.rawValue, at: 1)
+        try stmt.bind(afterID, at: 2)
+        if let target { try stmt.bind(target, at: 3) }
+        // One device's backlog repeats its target on every row: keep one String while the
+        // bytes are the same.
+        var lastTarget = ""
+        var lastTargetBytes: [UInt8] = []
+        while try stmt.step() {
+            let handle = stmt.handle
+            let count = Int(sqlite3_column_bytes(handle, 3))
+            if let text = sqlite3_column_text(handle, 3) {
+                let same = lastTargetBytes.count == count
+                    && (count == 0 || lastTargetBytes.withUnsafeBufferPointer { memcmp($0.baseAddress!, text, count) == 0 })
+                if !same {
+                    let bytes = UnsafeBufferPointer(start: text, count: count)
+                    lastTargetBytes = Array(bytes)
+                    lastTarget = String(decoding: bytes, as: UTF8.self)
+                }
+            } else {
+                lastTarget = ""
+                lastTargetBytes = []
+            }
+            let payloadCount = Int(sqlite3_column_bytes(handle, 7))
+            let payload = UnsafeRawBufferPointer(start: payloadCount > 0 ? sqlite3_column_blob(handle, 7) : nil, count: payloadCount)
+            let row = OutboxRow(id: stmt.int64(0), kind: Self.kind(stmt, 1), recordClass: RecordClass(rawValue: stmt.int(2)) ?? .normal,
+                                target: lastTarget, child: stmt.optionalText(4), eventTime: stmt.int64(5),
+                                enqueuedAt: stmt.int64(6), payload: payload)
+            guard try body(row) else { return }
+        }
+    }
+
     /// Records in drain order (critical, normal, bulk; oldest first), at most `limit`.
     public func list(limit: Int) throws -> [StoredRecord] {
         var rows: [StoredRecord] = []
@@ -265,10 +308,23 @@ public final class OutboxStore {
     }
 
     static func record(_ stmt: Statement, offset: Int32 = 0) -> StoredRecord {
-        StoredRecord(id: stmt.int64(offset), kind: RecordKind(rawValue: stmt.text(offset + 1)) ?? .property,
+        StoredRecord(id: stmt.int64(offset), kind: kind(stmt, offset + 1),
                      recordClass: RecordClass(rawValue: stmt.int(offset + 2)) ?? .normal,
                      target: stmt.text(offset + 3), child: stmt.optionalText(offset + 4),
                      eventTime: stmt.int64(offset + 5), enqueuedAt: stmt.int64(offset + 6), payload: stmt.blob(offset + 7))
+    }
+
+    /// The kind column, told apart by length and first byte (the schema's CHECK allows only
+    /// the four names) without making a String per row: the drain reads every row once.
+    static func kind(_ stmt: Statement, _ column: Int32) -> RecordKind {
+        guard let text = sqlite3_column_text(stmt.handle, column) else { return .property }
+        switch (sqlite3_column_bytes(stmt.handle, column), text[0]) {
+        case (8, UInt8(ascii: "p")): return .property
+        case (7, UInt8(ascii: "m")): return .message
+        case (11, UInt8(ascii: "m")): return .measurement
+        case (14, UInt8(ascii: "c")): return .childProperty
+        default: return RecordKind(rawValue: stmt.text(column)) ?? .property
+        }
     }
 
     // MARK: Removal
@@ -305,6 +361,13 @@ public final class OutboxStore {
     /// recounted from the table instead, so they stay exact. Returns how many were deleted.
     @discardableResult
     public func removeDelivered(_ records: [StoredRecord]) throws -> Int {
+        try removeDelivered(records.map { DeliveredRecord(id: $0.id, recordClass: $0.recordClass, bytes: $0.payload.count) })
+    }
+
+    /// `removeDelivered(_:)` for a caller that holds the records' ids, classes and payload
+    /// sizes but not their payloads (a built request keeps only its body).
+    @discardableResult
+    public func removeDelivered(_ records: [DeliveredRecord]) throws -> Int {
         guard !records.isEmpty else { return 0 }
         // Indexed by class raw value (0...2): no hashing per record.
         var perClass = [OutboxTotals](repeating: OutboxTotals(), count: RecordClass.allCases.count)
@@ -313,7 +376,7 @@ public final class OutboxStore {
         for record in records {
             ids.append(record.id)
             perClass[record.recordClass.rawValue].records += 1
-            perClass[record.recordClass.rawValue].bytes += Int64(record.payload.count)
+            perClass[record.recordClass.rawValue].bytes += Int64(record.bytes)
         }
         ids.sort()
         let delete = try db.cached("DELETE FROM outbox WHERE id BETWEEN ? AND ?")

@@ -122,3 +122,38 @@ public struct StoredRecord: Sendable, Equatable {
     /// The size of the smallest request body that carries this record alone.
     public var singleRecordBodyBytes: Int { kind.singleRecordBodyBytes(payloadBytes: payload.count, child: child) }
 }
+
+/// What removing a delivered record needs to know of it: its id, and its class and payload
+/// size for the running totals.
+public struct DeliveredRecord: Sendable, Equatable {
+    public let id: Int64
+    public let recordClass: RecordClass
+    /// `payload.count`, as `OutboxStore.admit` stored it in `bytes`.
+    public let bytes: Int
+
+    public init(id: Int64, recordClass: RecordClass, bytes: Int) {
+        self.id = id
+        self.recordClass = recordClass
+        self.bytes = bytes
+    }
+}
+
+/// An outbox row as `OutboxStore.forEachRow` steps over it. `payload` points into SQLite's
+/// row: it is valid only during the callback that received the row; copy what is kept
+/// (`stored()` makes a `StoredRecord`).
+package struct OutboxRow {
+    package let id: Int64
+    package let kind: RecordKind
+    package let recordClass: RecordClass
+    package let target: String
+    package let child: String?
+    package let eventTime: Int64
+    package let enqueuedAt: Int64
+    package let payload: UnsafeRawBufferPointer
+
+    /// The row as a record of its own (copies the payload).
+    package func stored() -> StoredRecord {
+        StoredRecord(id: id, kind: kind, recordClass: recordClass, target: target, child: child,
+                     eventTime: eventTime, enqueuedAt: enqueuedAt, payload: Array(payload))
+    }
+}

@@ -59,16 +59,21 @@ extension Packer {
         /// Takes `record` (the next in id order) into the window; false when the window has
         /// ended before it (the record was not taken: the next window starts with it).
         public mutating func offer(_ record: StoredRecord) -> Bool {
+            offerPackable(record)
+        }
+
+        /// `offer(_:)` for a record or a row read in place.
+        mutating func offerPackable(_ record: some PackableRecord) -> Bool {
             if hardCapReached { return false }
             if record.singleRecordBodyBytes > limits.maxBodyBytes {
                 take(record)
-                oversized.append(record)
+                oversized.append(record.stored())
                 return true
             }
             if record.kind == .message {
                 if budgetReached { return false }
                 take(record)
-                closed.append(UplinkRequest(records: [record]))
+                closed.append(UplinkRequest(records: [record.stored()]))
                 return true
             }
             let key = GroupKey(record)
@@ -79,22 +84,21 @@ extension Packer {
                 index = slot[key]
             }
             if let index {
-                if let fits = open[index].adding(record, maxChildren: maxChildren), fits <= limits.maxBodyBytes {
-                    // Mutate in place: copying the group out and back would copy its records
-                    // array on every append (quadratic in the window).
-                    open[index].add(record)
+                // Mutate in place: copying the group out and back would copy its records
+                // array on every append (quadratic in the window).
+                if open[index].addIfFits(record, maxChildren: maxChildren) {
                     remember(key, index)
                     take(record)
                     return true
                 }
                 if budgetReached { return false }
                 closed.append(open[index].build())
-                open[index] = OpenRequest(kind: record.kind)
+                open[index] = OpenRequest(kind: record.kind, maxBodyBytes: limits.maxBodyBytes)
                 open[index].add(record)
                 remember(key, index)
             } else {
                 if budgetReached { return false }
-                var fresh = OpenRequest(kind: record.kind)
+                var fresh = OpenRequest(kind: record.kind, maxBodyBytes: limits.maxBodyBytes)
                 fresh.add(record)
                 open.append(fresh)
                 slot[key] = open.count - 1
@@ -109,15 +113,15 @@ extension Packer {
             lastSlot = index
         }
 
-        private mutating func take(_ record: StoredRecord) {
+        private mutating func take(_ record: some PackableRecord) {
             records += 1
-            bytes += record.payload.count
+            bytes += record.payloadCount
         }
 
         /// The window's requests, oldest first, and the oversized records.
         public func finish() -> Result {
             var requests = closed
-            for request in open where !request.records.isEmpty { requests.append(request.build()) }
+            for request in open where request.count > 0 { requests.append(request.build()) }
             // Oldest first. Within one group the first ids already ascend, so per-device order holds.
             requests.sort { $0.firstID < $1.firstID }
             return Result(requests: requests, oversized: oversized)
@@ -129,11 +133,14 @@ extension Packer {
     /// Reads and packs the next window: the oldest records of the most urgent class that has
     /// any (critical, then normal, then bulk), streamed from `store` into a `Window` and
     /// ending at the first full request past `budget`. `kinds` and `target` filter as in
-    /// `OutboxStore.forEachRecord`. Empty when no class has records.
-    public func nextWindow(from store: OutboxStore, kinds: [RecordKind]?, target: String?, budget: Window.Budget) throws -> Result {
+    /// `OutboxStore.forEachRecord`. `after` skips, per class, the records up to an id (those
+    /// already packed into requests still queued, while the next window is read ahead). Empty
+    /// when no class has records.
+    public func nextWindow(from store: OutboxStore, kinds: [RecordKind]?, target: String?, budget: Window.Budget,
+                           after: [RecordClass: Int64] = [:]) throws -> Result {
         for cls in RecordClass.allCases {
             var window = self.window(budget: budget)
-            try store.forEachRecord(of: cls, kinds: kinds, target: target) { window.offer($0) }
+            try store.forEachRow(of: cls, afterID: after[cls] ?? 0, kinds: kinds, target: target) { window.offerPackable($0) }
             if !window.isEmpty { return window.finish() }
         }
         return Result(requests: [], oversized: [])

@@ -85,7 +85,7 @@ extension Packer {
         let recordClass: RecordClass
         let target: String
 
-        init(_ record: StoredRecord) {
+        init(_ record: some PackableRecord) {
             kind = record.kind
             recordClass = record.recordClass
             target = record.kind == .measurement ? "" : record.target
@@ -93,14 +93,33 @@ extension Packer {
     }
 
     /// A request being filled, with its exact body size so far.
+    ///
+    /// Properties and measurements are written into the body as they come (each payload
+    /// once, no array per record kept); child properties are kept as records and written when
+    /// built, grouped by child.
     struct OpenRequest {
         let kind: RecordKind
-        var records: [StoredRecord] = []
+        /// Records taken.
+        private(set) var count = 0
+        /// The class and target of the first record (every record's, but for measurements'
+        /// targets, which vary and are not in the path).
+        private var recordClass = RecordClass.normal
+        private var target = ""
+        /// Child properties (and a message): the records, written when built.
+        private var records: [StoredRecord] = []
+        /// Properties and measurements: the body so far, closed (prefix, payloads, suffix), and
+        /// where each payload sits in it.
+        private var body: [UInt8] = []
+        private var entries: [UplinkRequest.Entry] = []
         var bodyBytes: Int
         var children: Set<String> = []
+        /// The body limit, reserved at once when a body grows past `smallBody`.
+        private let maxBodyBytes: Int
+        static let smallBody = 1 << 16
 
-        init(kind: RecordKind) {
+        init(kind: RecordKind, maxBodyBytes: Int) {
             self.kind = kind
+            self.maxBodyBytes = maxBodyBytes
             switch kind {
             case .property: bodyBytes = RecordKind.servicesPrefix.count + RecordKind.arraySuffix.count
             case .measurement: bodyBytes = RecordKind.measurementsPrefix.count + RecordKind.arraySuffix.count
@@ -110,31 +129,78 @@ extension Packer {
         }
 
         /// The body size with `record` added, or nil if it would exceed the child limit.
-        func adding(_ record: StoredRecord, maxChildren: Int) -> Int? {
+        func adding(_ record: some PackableRecord, maxChildren: Int) -> Int? {
             switch kind {
             case .message:
-                return records.isEmpty ? record.payload.count : nil
+                return count == 0 ? record.payloadCount : nil
             case .property, .measurement:
-                return bodyBytes + (records.isEmpty ? 0 : 1) + record.payload.count
+                return bodyBytes + (count == 0 ? 0 : 1) + record.payloadCount
             case .childProperty:
                 let child = record.child ?? ""
                 if children.contains(child) {
-                    return bodyBytes + 1 + record.payload.count  // "," inside the child's services
+                    return bodyBytes + 1 + record.payloadCount  // "," inside the child's services
                 }
                 guard children.count < maxChildren else { return nil }
                 return bodyBytes + (children.isEmpty ? 0 : 1) + RecordKind.childHeader(child).count
-                    + record.payload.count + RecordKind.childFooter.count
+                    + record.payloadCount + RecordKind.childFooter.count
             }
         }
 
-        mutating func add(_ record: StoredRecord) {
-            bodyBytes = adding(record, maxChildren: .max)!
-            records.append(record)
-            if kind == .childProperty { children.insert(record.child ?? "") }
+        /// Adds `record` if the body stays within the limit and the children within
+        /// `maxChildren`; false, with nothing changed, otherwise. Called in place
+        /// (`open[i].addIfFits`), so that the open request is not copied for every record.
+        mutating func addIfFits(_ record: some PackableRecord, maxChildren: Int) -> Bool {
+            guard let size = adding(record, maxChildren: maxChildren), size <= maxBodyBytes else { return false }
+            add(record, bodyBytes: size)
+            return true
+        }
+
+        mutating func add(_ record: some PackableRecord) {
+            add(record, bodyBytes: adding(record, maxChildren: .max)!)
+        }
+
+        private mutating func add(_ record: some PackableRecord, bodyBytes size: Int) {
+            bodyBytes = size
+            if count == 0 {
+                recordClass = record.recordClass
+                target = record.target
+            }
+            count += 1
+            switch kind {
+            case .property, .measurement:
+                // The body stays closed, so that building it copies nothing.
+                if body.isEmpty {
+                    body.append(contentsOf: kind == .property ? RecordKind.servicesPrefix : RecordKind.measurementsPrefix)
+                } else {
+                    body.removeLast(RecordKind.arraySuffix.count)
+                    body.append(UInt8(ascii: ","))
+                }
+                if body.count >= Self.smallBody && body.count + record.payloadCount + 3 > body.capacity {
+                    // A request that outgrew a few records fills up, most likely to the limit:
+                    // one allocation of the largest body then, instead of growing by doubling
+                    // (each step a fresh, page-faulting allocation and a copy).
+                    body.reserveCapacity(max(maxBodyBytes, body.count + record.payloadCount + 3))
+                }
+                let start = body.count
+                record.appendPayload(to: &body)
+                entries.append(UplinkRequest.Entry(record, payload: start..<body.count))
+                body.append(contentsOf: RecordKind.arraySuffix)
+            case .childProperty:
+                records.append(record.stored())
+                children.insert(record.child ?? "")
+            case .message:
+                records.append(record.stored())
+            }
         }
 
         func build() -> UplinkRequest {
-            let request = UplinkRequest(records: records)
+            let request: UplinkRequest
+            switch kind {
+            case .property, .measurement:
+                request = UplinkRequest(kind: kind, recordClass: recordClass, target: target, body: body, entries: entries, children: [])
+            case .childProperty, .message:
+                request = UplinkRequest(records: records)
+            }
             assert(request.body.count == bodyBytes, "packer size prediction \(bodyBytes) != body \(request.body.count)")
             return request
         }

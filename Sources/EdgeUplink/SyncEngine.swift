@@ -9,6 +9,10 @@ import ServiceLifecycle
 /// and lets `SyncStateMachine` decide what to send and what each answer means. Every store
 /// change (delete after a 2xx, dead-letter) commits together with its request's audit row.
 ///
+/// While the last queued request is sent and committed, the next window is read ahead on a
+/// second connection (`WindowReader`), after the records still queued; it is used only if
+/// every queued request is delivered, and read afresh otherwise.
+///
 /// A Service: `run()` returns on graceful shutdown or cancellation; a request in flight is
 /// abandoned (curl aborts it) and nothing is deleted for it, so it is sent again next time.
 public actor SyncEngine: Service {
@@ -21,6 +25,10 @@ public actor SyncEngine: Service {
     let packer: Packer
     private var machine: SyncStateMachine<ContinuousClock.Instant>
     private var connection: Connection?
+    private var reader: WindowReader?
+    /// The next window, read while the last request of the queue is sent and committed (see
+    /// `readAhead()`).
+    private var readAheadWindow: Task<Packer.Result, any Error>?
     private let clock = ContinuousClock()
     /// Wall-clock ms of the last delivery, for status.
     private var lastSuccessAt: Int64?
@@ -84,16 +92,28 @@ public actor SyncEngine: Service {
         return opened
     }
 
+    /// The reading connection, opened once `db()` has checked and migrated the file.
+    private func windowReader() throws -> WindowReader {
+        if let reader { return reader }
+        _ = try db()
+        let opened = try WindowReader(databasePath: databasePath, options: databaseOptions, packer: packer)
+        reader = opened
+        return opened
+    }
+
     @discardableResult
     private func loop(untilEmpty: Bool) async throws -> Bool {
         wake.watch(databasePath: databasePath)
-        defer { wake.stop() }
+        defer {
+            wake.stop()
+            discardReadAhead()
+        }
         logger.info("uplink started", metadata: ["edgebuf.uplink.platform": "\(configuration.platform.rawValue)"])
         while !Task.isCancelled {
             let step = machine.nextStep(now: clock.now)
             switch step {
             case .needRecords:
-                let packed = try readWindow()
+                let packed = try await nextWindow()
                 if packed.requests.isEmpty && packed.oversized.isEmpty {
                     if wake.isPaused {
                         // Watch other processes' commits again, then read once more: one
@@ -115,6 +135,7 @@ public actor SyncEngine: Service {
             case .authenticate(let deviceID):
                 try await authenticate(deviceID)
             case .send(let request, let attempt, let token):
+                if attempt == 1 && readAheadWindow == nil && machine.queuedRequests.count == 1 { try readAhead() }
                 try await send(request, attempt: attempt, token: token)
             case .wait(let until):
                 try saveStateUnlessFull()
@@ -131,14 +152,51 @@ public actor SyncEngine: Service {
     }
 
     /// The oldest records of the most urgent class that has any, packed as they are read, up
-    /// to the first full request past the window's budget. IoTDA: only the configured
-    /// device's records (a gateway's children travel under its id); records for other devices
-    /// wait in the outbox, visible in `status`, blocking nothing.
-    private func readWindow() throws -> Packer.Result {
-        let store = OutboxStore(try db())
+    /// to the first full request past the window's budget: the window read ahead if there is
+    /// one, read now otherwise. IoTDA: only the configured device's records (a gateway's
+    /// children travel under its id); records for other devices wait in the outbox, visible
+    /// in `status`, blocking nothing.
+    private func nextWindow() async throws -> Packer.Result {
+        if let readAheadWindow {
+            self.readAheadWindow = nil
+            return try await readAheadWindow.value
+        }
+        return try await readWindow(after: [:])
+    }
+
+    /// Starts reading a window on the reader's connection.
+    private func startReading(after: [RecordClass: Int64]) throws -> Task<Packer.Result, any Error> {
+        let reader = try windowReader()
+        let kinds = self.kinds
         let target = configuration.platform == .iotda ? configuration.deviceID : nil
         let budget = Packer.Window.Budget(maxRecords: configuration.windowRecords, maxBytes: configuration.windowBytes)
-        return try packer.nextWindow(from: store, kinds: kinds, target: target, budget: budget)
+        return Task.detached {
+            try await reader.nextWindow(kinds: kinds, target: target, budget: budget, after: after)
+        }
+    }
+
+    private func readWindow(after: [RecordClass: Int64]) async throws -> Packer.Result {
+        try await startReading(after: after).value
+    }
+
+    /// Starts reading the window after the queued requests (the last of which is about to be
+    /// sent for the first time; a retry reads nothing ahead): it runs on the reader's
+    /// connection while this one sends and commits. Per class, it starts after the newest
+    /// record queued, so no record is read twice and each device's order holds (requests
+    /// leave the queue oldest first).
+    private func readAhead() throws {
+        var after: [RecordClass: Int64] = [:]
+        for request in machine.queuedRequests {
+            after[request.recordClass] = max(after[request.recordClass] ?? 0, request.recordIDs.max() ?? 0)
+        }
+        readAheadWindow = try startReading(after: after)
+    }
+
+    /// Drops the window read ahead: a queued request was not delivered (it is retried, split
+    /// or dead-lettered, and its window may be older than what waits by then), or the loop ends.
+    private func discardReadAhead() {
+        readAheadWindow?.cancel()
+        readAheadWindow = nil
     }
 
     private func deadLetterOversized(_ records: [StoredRecord]) throws {
@@ -195,7 +253,7 @@ public actor SyncEngine: Service {
         detail.add("duration_ms", Self.milliseconds(clock.now - started))
         let db = try db()
         do {
-            try db.transaction { try AuditLog(db).append(event, detail) }
+            _ = try db.transaction { try AuditLog(db).append(event, detail) }
         } catch let error as DatabaseError where error.isDiskFull {
             logger.error("uplink could not audit an authentication: the disk or the file limit is full", metadata: ["edgebuf.uplink.error": "\(error)"])
         }
@@ -213,7 +271,11 @@ public actor SyncEngine: Service {
         let started = clock.now
         let result = await exchange(http)
         if Task.isCancelled { return }  // abandoned: nothing deleted, the records go again next time
-        guard let decision = machine.requestFinished(request, result: result, attempt: attempt, now: clock.now) else { return }
+        guard let decision = machine.requestFinished(request, result: result, attempt: attempt, now: clock.now) else {
+            discardReadAhead()
+            return
+        }
+        if decision.outcome.result != .delivered { discardReadAhead() }
         let row = AuditRow(detail: auditDetail(decision.outcome, request: request, duration: clock.now - started), at: Timestamp.nowMilliseconds())
         let changesOutbox = decision.actions.contains { action in
             switch action {
@@ -287,7 +349,7 @@ public actor SyncEngine: Service {
         detail.add("first_id", request.recordIDs.first)
         detail.add("last_id", request.recordIDs.last)
         detail.add("body_bytes", request.body.count)
-        detail.add("body_sha256", Self.sha256Hex(request.body))
+        detail.add("body_sha256", request.bodySHA256)
         detail.add("http_status", outcome.httpStatus)
         detail.add("error_code", outcome.errorCode)
         detail.add("duration_ms", Self.milliseconds(duration))
@@ -311,10 +373,9 @@ public actor SyncEngine: Service {
                     // The request holds the records it carries: range deletes, and the totals
                     // from their classes and sizes.
                     if ids == request.recordIDs {
-                        try OutboxStore(db).removeDelivered(request.records)
+                        try OutboxStore(db).removeDelivered(request.delivered())
                     } else {
-                        let wanted = Set(ids)
-                        try OutboxStore(db).removeDelivered(request.records.filter { wanted.contains($0.id) })
+                        try OutboxStore(db).removeDelivered(request.delivered(only: Set(ids)))
                     }
                 case .deadLetter(let ids, let reason), .deadLetterChild(_, let ids, let reason):
                     try DeadLetterStore(db).deadLetter(ids: ids, because: reason, now: now)
@@ -397,6 +458,4 @@ public actor SyncEngine: Service {
     static func milliseconds(_ duration: Duration) -> Int64 {
         duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
-
-    static func sha256Hex(_ bytes: [UInt8]) -> String { Hex.sha256(bytes) }
 }

@@ -23,9 +23,11 @@ public struct UplinkConfiguration: Sendable {
     public var sync = SyncConfiguration()
     /// How much one packing window reads: the window ends at the first full request after
     /// `windowRecords` records or `windowBytes` payload bytes (bounds memory, not throughput;
-    /// a window holds at most twice this): with 1 MB bodies, about two full requests.
+    /// a window holds at most twice this): with 1 MB bodies, one full request. The engine
+    /// reads the next window while the last request is sent and committed, so at most two
+    /// windows are held at once.
     public var windowRecords = 32_768
-    public var windowBytes = 1 << 20
+    public var windowBytes = 1 << 19
 
     public init() {}
 

@@ -2,6 +2,11 @@ import EdgeStore
 
 /// One platform request built from outbox records: where it goes, its exact body and which
 /// records it carries. Build them with `Packer`.
+///
+/// The request keeps its body and, per record, everything but the payload: each payload is a
+/// slice of the body (`records` rebuilds them on demand, for a split or a resend without some
+/// records). A full request of small records so holds its bytes once, not once in the body
+/// and again in an array per record.
 public struct UplinkRequest: Sendable, Equatable, CustomStringConvertible {
     /// The platform, from the record kind.
     public let platform: Platform
@@ -16,19 +21,64 @@ public struct UplinkRequest: Sendable, Equatable, CustomStringConvertible {
     public let path: String
     /// The exact body bytes to POST.
     public let body: [UInt8]
-    /// The records, in body order: id order per device, and for child properties grouped by
-    /// child (children in order of their oldest record).
-    public let records: [StoredRecord]
+    /// The records, in body order, without their payloads (see `records`).
+    let entries: [Entry]
     /// The ids of `records`, in the same order.
     public let recordIDs: [Int64]
     /// The distinct child devices, in body order (child properties only; empty otherwise).
     public let children: [String]
+    /// SHA-256 of `body`, lowercase hex (the request's audit row carries it). Computed as the
+    /// request is built, which happens while the previous request is sent and committed.
+    public let bodySHA256: String
 
     /// How many records the request carries.
     public var recordCount: Int { recordIDs.count }
 
     /// The oldest record id in the request (requests are sent oldest first).
     public let firstID: Int64
+
+    /// A record as the request holds it: its payload is `body[payload]`.
+    struct Entry: Sendable, Equatable {
+        let id: Int64
+        let kind: RecordKind
+        let recordClass: RecordClass
+        let target: String
+        let child: String?
+        let eventTime: Int64
+        let enqueuedAt: Int64
+        let payload: Range<Int>
+
+        init(_ record: some PackableRecord, payload: Range<Int>) {
+            id = record.id
+            kind = record.kind
+            recordClass = record.recordClass
+            target = record.target
+            child = record.child
+            eventTime = record.eventTime
+            enqueuedAt = record.enqueuedAt
+            self.payload = payload
+        }
+    }
+
+    /// The records, in body order: id order per device, and for child properties grouped by
+    /// child (children in order of their oldest record). Rebuilt from the body on each call.
+    public var records: [StoredRecord] {
+        entries.map { entry in
+            StoredRecord(id: entry.id, kind: entry.kind, recordClass: entry.recordClass, target: entry.target, child: entry.child,
+                         eventTime: entry.eventTime, enqueuedAt: entry.enqueuedAt, payload: Array(body[entry.payload]))
+        }
+    }
+
+    /// What deleting the records after a 2xx needs (ids, classes, payload sizes); only those
+    /// in `ids` when given.
+    public func delivered(only ids: Set<Int64>? = nil) -> [DeliveredRecord] {
+        var out: [DeliveredRecord] = []
+        out.reserveCapacity(entries.count)
+        for entry in entries where ids?.contains(entry.id) ?? true {
+            out.append(DeliveredRecord(id: entry.id, recordClass: entry.recordClass, bytes: entry.payload.count))
+        }
+        return out
+    }
 
     /// A short, secret-free label for logs: kind, path, records, bytes.
     public var description: String {
@@ -40,24 +90,30 @@ public struct UplinkRequest: Sendable, Equatable, CustomStringConvertible {
     /// entry; otherwise the given order is kept.
     init(records given: [StoredRecord]) {
         precondition(!given.isEmpty, "a request carries at least one record")
-        let first = given[0]
-        let kind = first.kind
+        let kind = given[0].kind
         precondition(kind != .message || given.count == 1, "a message goes alone")
         var records = given
         var children: [String] = []
         if kind == .childProperty {
             (records, children) = Self.groupedByChild(given)
         }
+        let (body, entries) = Self.body(kind: kind, records: records)
+        self.init(kind: kind, recordClass: given[0].recordClass, target: given[0].target, body: body, entries: entries, children: children)
+    }
+
+    /// A request whose body was written as its records were packed (`Packer.OpenRequest`).
+    init(kind: RecordKind, recordClass: RecordClass, target: String, body: [UInt8], entries: [Entry], children: [String]) {
         self.platform = Platform(for: kind)
         self.kind = kind
-        self.recordClass = first.recordClass
-        self.device = kind == .measurement ? nil : first.target
-        self.path = Platform.path(for: kind, target: first.target)
-        self.records = records
-        self.recordIDs = records.map(\.id)
+        self.recordClass = recordClass
+        self.device = kind == .measurement ? nil : target
+        self.path = Platform.path(for: kind, target: target)
+        self.body = body
+        self.entries = entries
+        self.recordIDs = entries.map(\.id)
         self.firstID = recordIDs.min() ?? 0
         self.children = children
-        self.body = Self.body(kind: kind, records: records)
+        self.bodySHA256 = Hex.sha256(body)
     }
 
     /// Stable grouping by child, children in order of first appearance.
@@ -72,18 +128,26 @@ public struct UplinkRequest: Sendable, Equatable, CustomStringConvertible {
         return (order.flatMap { groups[$0]! }, order)
     }
 
-    /// The body of `records` (already in body order). Its size is what `Packer` predicts.
-    static func body(kind: RecordKind, records: [StoredRecord]) -> [UInt8] {
+    /// The body of `records` (already in body order) and where each payload sits in it. Its
+    /// size is what `Packer` predicts.
+    static func body(kind: RecordKind, records: [StoredRecord]) -> ([UInt8], [Entry]) {
         var out: [UInt8] = []
         out.reserveCapacity(records.reduce(64) { $0 + $1.payload.count + 1 })
+        var entries: [Entry] = []
+        entries.reserveCapacity(records.count)
+        func append(_ record: StoredRecord) {
+            let start = out.count
+            out.append(contentsOf: record.payload)
+            entries.append(Entry(record, payload: start..<out.count))
+        }
         switch kind {
         case .message:
-            out.append(contentsOf: records[0].payload)
+            append(records[0])
         case .property, .measurement:
             out.append(contentsOf: kind == .property ? RecordKind.servicesPrefix : RecordKind.measurementsPrefix)
             for (index, record) in records.enumerated() {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(contentsOf: record.payload)
+                append(record)
             }
             out.append(contentsOf: RecordKind.arraySuffix)
         case .childProperty:
@@ -101,12 +165,12 @@ public struct UplinkRequest: Sendable, Equatable, CustomStringConvertible {
                 } else {
                     out.append(UInt8(ascii: ","))
                 }
-                out.append(contentsOf: record.payload)
+                append(record)
             }
             out.append(contentsOf: RecordKind.childFooter)
             out.append(contentsOf: RecordKind.arraySuffix)
         }
-        return out
+        return (out, entries)
     }
 
     /// The same request without the records whose ids are in `ids` (nil if none is left).
@@ -117,6 +181,6 @@ public struct UplinkRequest: Sendable, Equatable, CustomStringConvertible {
 
     /// The ids of the records of child device `child`, in body order.
     public func recordIDs(ofChild child: String) -> [Int64] {
-        records.filter { $0.child == child }.map(\.id)
+        entries.filter { $0.child == child }.map(\.id)
     }
 }

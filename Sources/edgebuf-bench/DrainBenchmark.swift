@@ -1,5 +1,6 @@
 // The drain benchmark: the sync engine against the physical limit measured in the same run.
 // Usage: edgebuf-bench drain [--dir DIR] [--json FILE] [--latency-samples CSV]
+//        edgebuf-bench drain --ratio-only [--rounds N] [--dir DIR]   (raw and engine only, alternated)
 // (tools/bench builds in release first)
 import EdgeStore
 import EdgeUplink
@@ -24,6 +25,11 @@ enum DrainBenchmark {
         }
         ChildProcesses.cleanUpOnSignals()
         do {
+            if arguments.contains("--ratio-only") {
+                try await ratioOnly(dir: option("--dir") ?? NSTemporaryDirectory() + "edgebuf-bench",
+                                    rounds: Int(option("--rounds") ?? "2") ?? 2)
+                return 0
+            }
             try await run(dir: option("--dir") ?? NSTemporaryDirectory() + "edgebuf-bench", json: option("--json"),
                           latencySamples: option("--latency-samples"))
             return 0
@@ -183,6 +189,57 @@ enum DrainBenchmark {
             out.add("io_pressure_percent_drains", drainsPressure.io)
             out.add("io_pressure_percent_latency", latencyPressure.io)
             try out.json.write(toFile: json, atomically: true, encoding: .utf8)
+        }
+    }
+
+    /// The drain's ratio alone, for profiling work: the raw loop and the engine drain the same
+    /// backlog into the same nginx, alternated `rounds` times (raw first in each round), each
+    /// round's ratio printed. No ceiling, RSS or latency phases.
+    static func ratioOnly(dir: String, rounds: Int) async throws {
+        let work = try ChildProcesses.makeDirectory(under: dir, prefix: "drain")
+        defer { ChildProcesses.removeDirectory(work) }
+        let sink = try NginxSink(under: work)
+        defer { sink.stop() }
+        let url = sink.url
+        let now = Timestamp.nowMilliseconds()
+        print("| round | raw records/s | engine records/s | ratio |")
+        print("|---:|---:|---:|---:|")
+        for round in 1...max(rounds, 1) {
+            let rawPath = DrainWorkload.fresh(work + "/raw.db")
+            _ = try await DrainWorkload.buildBacklog(path: rawPath, count: backlog, now: now)
+            var mark = try sink.requests().count
+            let raw = try await onThread("edgebuf-bench-raw") {
+                try RawDrain.drain(path: rawPath, url: url, device: DrainWorkload.device, secret: DrainWorkload.secret)
+            }
+            guard raw.records == backlog, try DrainWorkload.remaining(path: rawPath) == 0 else {
+                throw BenchError("the raw drain sent \(raw.records) of \(backlog) records")
+            }
+            _ = try sink.checkDelivery(since: mark, expectedBytes: raw.bodyBytes)
+            try RawDrain.verify(path: rawPath, requests: raw.requests)
+            removeDatabase(rawPath)
+
+            let enginePath = DrainWorkload.fresh(work + "/edgebuf.db")
+            _ = try await DrainWorkload.buildBacklog(path: enginePath, count: backlog, now: now)
+            _ = try Database.open(path: enginePath)
+            mark = try sink.requests().count
+            var checked = DatabaseOptions()
+            checked.checkOnOpen = false
+            let engine = try SyncEngine(configuration: DrainWorkload.uplink(url: url), databasePath: enginePath,
+                                        databaseOptions: checked, logger: DrainWorkload.logger)
+            let start = DispatchTime.now().uptimeNanoseconds
+            let drained = try await engine.drain()
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let progress = await engine.progress()
+            guard drained, progress.deliveredRecords == backlog, try DrainWorkload.remaining(path: enginePath) == 0 else {
+                throw BenchError("the engine delivered \(progress.deliveredRecords) of \(backlog) records (\(progress.lastError ?? "no error"))")
+            }
+            _ = try sink.checkDelivery(since: mark, expectedBytes: Int(progress.deliveredBytes))
+            let verification = try AuditLog(try Database.openPrepared(path: enginePath)).verify()
+            guard verification.isIntact else { throw BenchError("the engine's audit does not verify: \(verification.problem ?? "")") }
+            removeDatabase(enginePath)
+            let rawRate = Double(raw.records) / raw.seconds
+            let engineRate = Double(backlog) / seconds
+            print("| \(round) | \(Int(rawRate)) | \(Int(engineRate)) | \(format(engineRate / rawRate))x |")
         }
     }
 

@@ -193,4 +193,15 @@ import Testing
         #expect(seen == [6, 8, 9, 10])
         #expect(try store.records(of: .normal, limit: 2).map(\.id) == [1, 3])
     }
+
+    @Test func forEachRowSeesWhatForEachRecordReads() throws {
+        _ = try fill()
+        for cls in RecordClass.allCases {
+            var records: [StoredRecord] = []
+            try store.forEachRecord(of: cls, afterID: 2) { records.append($0); return true }
+            var rows: [StoredRecord] = []
+            try store.forEachRow(of: cls, afterID: 2) { rows.append($0.stored()); return true }
+            #expect(rows == records)
+        }
+    }
 }

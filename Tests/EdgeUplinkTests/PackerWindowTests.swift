@@ -167,6 +167,69 @@ import Testing
         #expect(try db.scalarInt("SELECT count(*) FROM outbox") == 0)
     }
 
+    /// The engine reads the next window while the last one is sent and committed, after the
+    /// records still queued (`after`): that gives the requests a window-at-a-time drain gives.
+    @Test func readingAheadAfterTheQueuedRecordsGivesTheSameRequests() throws {
+        var random = SplitMix64(seed: 11)
+        let batch = (0..<300).map { n in
+            record(n, RecordClass.allCases[Int.random(in: 0..<3, using: &random)], device: n % 3 == 0 ? "d2" : "d1")
+        }
+        let packer = Packer(limits: .init(maxBodyBytes: 4096, maxChildrenPerRequest: 50))
+        let budget = Packer.Window.Budget(maxRecords: 16, maxBytes: 8192)
+        func drain(_ name: String, readAhead: Bool) throws -> [[Int64]] {
+            let db = try Database.open(path: dir.file(name))
+            let store = OutboxStore(db)
+            _ = try db.transaction { try store.admit(batch, policy: CapacityPolicy(), now: Fixture.now) }
+            var sent: [[Int64]] = []
+            var queued = try packer.nextWindow(from: store, kinds: nil, target: nil, budget: budget).requests
+            while !queued.isEmpty {
+                var after: [RecordClass: Int64] = [:]
+                for request in queued {
+                    after[request.recordClass] = max(after[request.recordClass] ?? 0, request.recordIDs.max() ?? 0)
+                }
+                let ahead = readAhead ? try packer.nextWindow(from: store, kinds: nil, target: nil, budget: budget, after: after).requests : []
+                for request in queued {
+                    sent.append(request.recordIDs)
+                    try db.transaction { _ = try store.removeDelivered(request.records) }
+                }
+                queued = readAhead ? ahead : try packer.nextWindow(from: store, kinds: nil, target: nil, budget: budget).requests
+            }
+            #expect(try db.scalarInt("SELECT count(*) FROM outbox") == 0)
+            return sent
+        }
+        let plain = try drain("plain.db", readAhead: false)
+        let ahead = try drain("ahead.db", readAhead: true)
+        #expect(plain.count > 10)
+        #expect(plain.joined().count == 300)
+        #expect(ahead == plain)
+    }
+
+    /// The window reads rows in place (payloads straight into bodies); that packs every kind
+    /// exactly as `pack` packs the same records read as `StoredRecord`s.
+    @Test func rowsReadInPlacePackAsStoredRecordsDo() throws {
+        let db = try Database.open(path: dir.file("rows.db"))
+        let store = OutboxStore(db)
+        var random = SplitMix64(seed: 5)
+        let mixed: [StoredRecord] = (1...240).map { n in
+            let id = Int64(n)
+            switch Int.random(in: 0..<4, using: &random) {
+            case 0: return Fixture.property(id, device: n % 2 == 0 ? "d1" : "a-device-id-longer-than-fifteen-bytes", filler: n % 50)
+            case 1: return Fixture.message(id, filler: n % 30)
+            case 2: return Fixture.child(id, child: "c\(n % 7)", filler: n % 40)
+            default: return Fixture.measurement(id, source: "\(1000 + n % 3)", filler: n % 20)
+            }
+        }
+        let batch = mixed.map { NewRecord(kind: $0.kind, recordClass: $0.recordClass, target: $0.target, child: $0.child,
+                                          eventTime: $0.eventTime, payload: $0.payload) }
+        _ = try db.transaction { try store.admit(batch, policy: CapacityPolicy(), now: Fixture.now) }
+        let packer = Packer(limits: .init(maxBodyBytes: 2048, maxChildrenPerRequest: 3))
+        let stored = try store.records(of: .normal, limit: 1000)
+        #expect(stored.count == 240)
+        let window = try packer.nextWindow(from: store, kinds: nil, target: nil, budget: .unlimited)
+        #expect(window == packer.pack(stored))
+        #expect(window.requests.map(\.kind).count > 20)
+    }
+
     @Test func onlyTheGivenKindsAndTarget() throws {
         let db = try Database.open(path: dir.file("k.db"))
         let store = OutboxStore(db)

@@ -30,7 +30,7 @@ import Testing
         let relay = try Relay(upstreamPort: simulator.port)
         let device = Device(label: "edgebuf-soak")
         try device.useSimulator(simulator, extra: [
-            "url": Device.quoted(relay.url), "max_body_bytes": "16384",
+            "url": Device.quoted(relay.url),
             "request_timeout": String(Self.requestTimeout), "unauthorized_backoff": Device.quoted("2s"),
         ])
         try device.useDownlink(simulator, extra: ["url": Device.quoted(relay.url + "/notification/realtime")])
@@ -95,6 +95,12 @@ import Testing
                 if let newest = data.last?.int("seq") { cutByRelay.insert(newest) }
                 cutByRelay.formUnion(data.filter { $0.bool("done") != true }.compactMap { $0.int("seq") })
                 sleep(phase.duration)
+                // And until the uplink has tried and failed meanwhile (it may be pacing itself
+                // after a rate limit), for 10 s more at most.
+                let tried = poll(timeout: .seconds(10), interval: .milliseconds(300)) {
+                    ((try? device.audit()) ?? []).contains { failedWithoutAnswer($0, since: down) }
+                }
+                if !tried { notBitten.append(phase.description) }
                 try relay.start()
                 outages.append((down, Date()))
             case .cutOff:
@@ -170,12 +176,19 @@ import Testing
         try simulator.configure(["rate_limit_per_second": 0])
         let backlog = (try? device.outboxLines().count) ?? -1
         let peakBeforeDrain = peakRSSKiB(daemon.pid) ?? 0
-        let drained = poll(timeout: .seconds(120), interval: .milliseconds(250)) {
+        // After rate limiting the uplink may be down to its floor of 0.1 requests/s, climbing
+        // back 5 % per delivered request: that alone can take minutes.
+        let drainStarted = ContinuousClock.now
+        let drained = poll(timeout: .seconds(180), interval: .milliseconds(250)) {
             resident.sample(daemon.pid)
             return device.outboxIsEmpty
         }
         let peakAfterDrain = peakRSSKiB(daemon.pid) ?? 0
-        print("soak: backlog of \(backlog) records when the trouble ended; peak RSS \(peakBeforeDrain) KiB before draining it, \(peakAfterDrain) KiB after")
+        let paces = daemon.stderrText.split(separator: "\n").compactMap { line -> String? in
+            guard let range = line.range(of: "edgebuf.uplink.requests_per_second=") else { return nil }
+            return String(line[range.upperBound...].prefix { !$0.isWhitespace })
+        }
+        print("soak: backlog of \(backlog) records when the trouble ended, drained in \(String(format: "%.1f", seconds(ContinuousClock.now - drainStarted))) s; the uplink slowed down \(paces.count) times, to requests/s \(paces); peak RSS \(peakBeforeDrain) KiB before draining, \(peakAfterDrain) KiB after")
         #expect(drained, "the outbox drained once the network healed: \(daemon.stderrText.suffix(1500))")
         let reconnected = poll(timeout: .seconds(30), interval: .milliseconds(100)) {
             let state = device.runtimeState("downlink")
@@ -245,7 +258,7 @@ import Testing
         #expect(try device.auditIntact(), "the audit chain verifies")
         print("soak: peak RSS of edgebuf run \(peakRSS) KiB; largest anonymous \(resident.maxAnon) KiB, file-backed \(resident.maxFile) KiB; after each phase, anonymous + file-backed MiB: \(resident.series)")
         #expect(peakRSS > 0)
-        withKnownIssue("the peak RSS of edgebuf run (debug build) reaches 50-52 MiB when the uplink drains a backlog of ~10k records in 1 MiB windows while the downlink runs; about 37 MiB of it are file-backed pages of the 42 MB debug binary and its libraries", isIntermittent: true) {
+        withKnownIssue("the peak RSS of edgebuf run (debug build) reaches 50-52 MiB when the uplink drains a backlog of ~10k records in 1 MiB windows while the downlink runs; about 40 MiB of it are file-backed pages (the 42 MB debug binary and its libraries), the heap grows from about 6 to over 10 MiB while the backlog drains", isIntermittent: true) {
             #expect(peakRSS < 50 * 1024, "peak RSS \(peakRSS) KiB")
         }
 
@@ -256,17 +269,14 @@ import Testing
         func retried(_ condition: (JSONDict) -> Bool) -> Int { retries.filter(condition).count }
         let refused = retried { ($0.string("detail") ?? "").lowercased().contains("could not connect") }
         // Requests and authentications that failed without an answer while the relay was down.
-        let failedWhileDown = audit.filter { row in
-            guard ["request", "authentication_failed"].contains(row.string("event") ?? ""), row.object("detail")?.int("http_status") == nil,
-                  let at = row.string("at").flatMap(parseTimestamp) else { return false }
-            return outages.contains { at >= $0.from && at <= $0.to }
-        }.count
+        let failedWhileDown = audit.filter { row in outages.contains { failedWithoutAnswer(row, since: $0.from, until: $0.to) } }.count
         let closed = retried { ($0.string("detail") ?? "").lowercased().contains("connection closed") }
         let timedOut = retried { ($0.string("detail") ?? "").lowercased().contains("timed out") }
         let serverErrors = retried { ($0.int("http_status") ?? 0) >= 500 }
         let rateLimited = uplinkRequests.filter { $0.string("error_code") == "IOTDA.021101" || $0.int("http_status") == 429 }.count
         let tokenRefused = uplinkRequests.filter { $0.string("error_code") == "IOTDA.000004" }.count
         let authenticated = Device.rows(audit, "authenticated").count
+        let tokenPhases = plan.filter { $0.kind == .token }.count
         let authFailed = Device.rows(audit, "authentication_failed").map { $0.object("detail") ?? [:] }
         let authRefused = authFailed.filter { $0.int("http_status") == 401 }.count
         let dataOutcomes = Dictionary(grouping: log.data, by: { $0.string("outcome") ?? "open" }).mapValues(\.count)
@@ -277,7 +287,7 @@ import Testing
         let gaps = inbox.rows.filter { $0.string("kind") == "gap" }.map { $0.object("data")?.string("reason") ?? "" }
         let bayeux = try simulator.bayeuxStats()
         let stats = try simulator.stats()
-        print("soak: uplink \(uplinkRequests.count) requests audited, \(retries.count) retried (could not connect \(refused), closed \(closed), timed out \(timedOut), 5xx \(serverErrors)), rate limited \(rateLimited), token refused \(tokenRefused), authenticated \(authenticated), authentication failed \(authFailed.count) (refused \(authRefused)); relay stopped \(relayStops) times, \(failedWhileDown) requests and authentications failed meanwhile")
+        print("soak: uplink \(uplinkRequests.count) requests audited, \(retries.count) retried (could not connect \(refused), closed \(closed), timed out \(timedOut), 5xx \(serverErrors)), rate limited \(rateLimited), token refused \(tokenRefused) (\(tokenPhases) injected, the rest after a revocation), authenticated \(authenticated), authentication failed \(authFailed.count) (refused \(authRefused)); relay stopped \(relayStops) times, \(failedWhileDown) requests and authentications failed meanwhile")
         print("soak: simulator data requests by outcome \(dataOutcomes); Bayeux requests by outcome/status \(bayeuxOutcomes)")
         print("soak: faults applied \(stats.int("faults_applied") ?? -1), Bayeux behaviours applied \(bayeux.int("behaviours_applied") ?? -1), simulator auths \(stats.object("auths") ?? [:])")
         print("soak: Bayeux handshakes \(bayeux.int("handshakes") ?? -1), sessions killed \(bayeux.int("sessions_killed") ?? -1), unknown client \(bayeux.int("unknown_client") ?? -1), connect ends \(bayeux.object("connect_ends") ?? [:]); gap markers \(gaps.count): \(Dictionary(grouping: gaps, by: { String($0.prefix(60)) }).mapValues(\.count))")
@@ -292,21 +302,22 @@ import Testing
         }
         // libcurl sends a POST again by itself on a fresh connection when a reused one dies
         // before any byte of the answer: the platform sees two requests, edgebuf audits one.
+        // So for each body size, the requests without an audit row are at most the requests
+        // of that size whose reused connection died without an answer.
         var firstOnConnection: [Int: Int] = [:]
         for entry in log.all { if let connection = entry.int("connection"), firstOnConnection[connection] == nil { firstOnConnection[connection] = entry.int("seq") } }
-        let resentByCurl = dataLog.indices.dropFirst().filter { k in
-            let first = dataLog[k - 1], second = dataLog[k]
-            let reused = (firstOnConnection[first.int("connection") ?? -1] ?? Int.max) < (first.int("seq") ?? 0)
-            let fresh = firstOnConnection[second.int("connection") ?? -1] == second.int("seq")
-            return reused && fresh && first.int("seq").map { $0 + 1 } == second.int("seq") && first.int("status") == nil
-                && ["reset", "close"].contains(first.string("outcome") ?? "") && first.int("connection") != second.int("connection")
-                && first.int("body_bytes") == second.int("body_bytes")
-        }.map { "#\(dataLog[$0 - 1].int("seq") ?? -1) (\(dataLog[$0 - 1].string("outcome") ?? "?") on connection \(dataLog[$0 - 1].int("connection") ?? -1)) then #\(dataLog[$0].int("seq") ?? -1) on connection \(dataLog[$0].int("connection") ?? -1)" }
-        print("soak: \(unaudited.count) data requests the simulator saw without an audit row; requests libcurl sent again by itself after a reused connection died: \(resentByCurl)")
-        withKnownIssue("libcurl silently resends a POST on a fresh connection when a reused connection dies before any byte of the answer: the platform gets two requests, edgebuf audits one", isIntermittent: true) {
-            #expect(unaudited.isEmpty, "\(unaudited.count) data requests the simulator logged have no audit row (matched by body size: the ones listed are those left over); libcurl's own resends: \(resentByCurl)")
+        let diedOnReuse = dataLog.filter { entry in
+            (firstOnConnection[entry.int("connection") ?? -1] ?? Int.max) < (entry.int("seq") ?? 0)
+                && entry.int("status") == nil && ["reset", "close"].contains(entry.string("outcome") ?? "")
         }
-        #expect(unaudited.count <= resentByCurl.count, "more requests without an audit row (\(unaudited.count)) than libcurl resent (\(resentByCurl.count)): \(unaudited.prefix(5).map(jsonText))")
+        let diedOnReuseBySize = Dictionary(grouping: diedOnReuse, by: { $0.int("body_bytes") ?? -1 }).mapValues(\.count)
+        let unauditedBySize = Dictionary(grouping: unaudited, by: { $0.int("body_bytes") ?? -1 }).mapValues(\.count)
+        print("soak: \(unaudited.count) data requests the simulator saw without an audit row (by body size: \(unauditedBySize)); reused connections that died without an answer byte: \(diedOnReuse.map { "#\($0.int("seq") ?? -1) \($0.string("outcome") ?? "?") on connection \($0.int("connection") ?? -1), \($0.int("body_bytes") ?? -1) B" })")
+        withKnownIssue("libcurl silently resends a POST on a fresh connection when a reused connection dies before any byte of the answer: the platform gets two requests, edgebuf audits one", isIntermittent: true) {
+            #expect(unaudited.isEmpty, "\(unaudited.count) data requests the simulator logged have no audit row (matched by body size: \(unauditedBySize))")
+        }
+        let unexplainedSizes = unauditedBySize.filter { $0.value > diedOnReuseBySize[$0.key] ?? 0 }
+        #expect(unexplainedSizes.isEmpty, "more requests without an audit row than died on a reused connection, by body size: \(unexplainedSizes): \(unaudited.filter { unexplainedSizes[$0.int("body_bytes") ?? -1] != nil }.prefix(5).map(jsonText))")
         // And each request that delivered records has the audit row of exactly those records.
         var idOf: [Int: Int] = [:]
         for attempt in producer.all {
@@ -329,7 +340,7 @@ import Testing
         #expect(timedOut >= 1 && (dataOutcomes["hang"] ?? 0) >= 1, "no hung data request was ended by the request timeout")
         #expect(serverErrors >= 3, "only \(serverErrors) uplink requests met a 5xx")
         #expect(rateLimited >= 2, "only \(rateLimited) uplink requests were rate limited")
-        #expect(tokenRefused >= 2, "only \(tokenRefused) uplink requests were refused for their token")
+        #expect(tokenRefused >= tokenPhases, "only \(tokenRefused) uplink requests were refused for their token in \(tokenPhases) token phases")
         #expect(authRefused >= 1, "no re-authentication was refused")
         #expect(authenticated >= 10, "only \(authenticated) authentications: tokens were not renewed again and again")
         #expect((bayeuxOutcomes.filter { $0.key.hasPrefix("close/") || $0.key.hasPrefix("reset/") }.values.reduce(0, +)) >= 1, "no long poll was cut off")
@@ -344,3 +355,11 @@ import Testing
     }
 }
 
+
+/// An audit row of a request or an authentication that failed without an HTTP answer
+/// (connection refused or closed), written between `since` and `until`.
+func failedWithoutAnswer(_ row: JSONDict, since: Date, until: Date = .distantFuture) -> Bool {
+    guard ["request", "authentication_failed"].contains(row.string("event") ?? ""), row.object("detail")?.int("http_status") == nil,
+          let at = row.string("at").flatMap(parseTimestamp) else { return false }
+    return at >= since && at <= until
+}

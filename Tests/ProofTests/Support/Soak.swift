@@ -133,17 +133,20 @@ struct SoakPhase: CustomStringConvertible {
     }
 
     /// Every kind of trouble once, in a seeded order, then more at random while the plan is
-    /// shorter than `budget`; a healthy stretch after each.
+    /// shorter than `budget`; a healthy stretch after each. Rate limiting comes last: each
+    /// rate-limited answer halves the uplink's pace (down to 0.1 requests/s) and it climbs
+    /// back only 5 % per delivered request, so anything after it would barely reach the uplink.
     static func schedule(seed: UInt64, budget: Duration) -> [SoakPhase] {
         var random = SplitMix64(seed: seed)
-        let troubles = Kind.allCases.filter { $0 != .healthy }
+        let troubles = Kind.allCases.filter { $0 != .healthy && $0 != .rateLimit }
         func phase(_ kind: Kind) -> SoakPhase {
             let range = milliseconds(kind)
             let ms = range.lowerBound + Int(random.next() % UInt64(range.count))
             return SoakPhase(kind: kind, duration: .milliseconds(ms), variant: random.next())
         }
+        let last = [phase(.rateLimit), phase(.healthy)]
         var plan: [SoakPhase] = [phase(.healthy)]
-        var total = plan[0].duration
+        var total = plan[0].duration + last[0].duration + last[1].duration
         var order = troubles.shuffled(using: &random)
         var first = true
         while true {
@@ -157,7 +160,7 @@ struct SoakPhase: CustomStringConvertible {
             plan += [next, rest]
             total += next.duration + rest.duration
         }
-        return plan
+        return plan + last
     }
 }
 

@@ -48,6 +48,17 @@ static inline CURLcode ccurl_setopt_header_function(CURL *handle, curl_write_cal
     return curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, callback);
 }
 
+// CURLOPT_READFUNCTION: the request body, handed out by the caller (instead of POSTFIELDS,
+// which libcurl may send a second time on its own).
+static inline CURLcode ccurl_setopt_read_function(CURL *handle, curl_read_callback callback) {
+    return curl_easy_setopt(handle, CURLOPT_READFUNCTION, callback);
+}
+
+// CURLOPT_SEEKFUNCTION: asked before libcurl sends the body again (see edgeTransportSeekBody).
+static inline CURLcode ccurl_setopt_seek_function(CURL *handle, curl_seek_callback callback) {
+    return curl_easy_setopt(handle, CURLOPT_SEEKFUNCTION, callback);
+}
+
 // CURLOPT_XFERINFOFUNCTION (progress callback, used to abort a transfer on cancellation).
 static inline CURLcode ccurl_setopt_xferinfo_function(CURL *handle, curl_xferinfo_callback callback) {
     return curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, callback);

@@ -68,6 +68,14 @@ final class CurlEasyHandle {
         try Curl.check(ccurl_setopt_header_function(raw, callback), "CURLOPT_HEADERFUNCTION")
     }
 
+    func setReadFunction(_ callback: curl_read_callback) throws(TransportError) {
+        try Curl.check(ccurl_setopt_read_function(raw, callback), "CURLOPT_READFUNCTION")
+    }
+
+    func setSeekFunction(_ callback: curl_seek_callback) throws(TransportError) {
+        try Curl.check(ccurl_setopt_seek_function(raw, callback), "CURLOPT_SEEKFUNCTION")
+    }
+
     func setXferInfoFunction(_ callback: curl_xferinfo_callback) throws(TransportError) {
         try Curl.check(ccurl_setopt_xferinfo_function(raw, callback), "CURLOPT_XFERINFOFUNCTION")
     }

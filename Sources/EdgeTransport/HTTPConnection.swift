@@ -54,6 +54,12 @@ public final class HTTPConnection {
         try handle.setHeaderFunction(edgeTransportWriteHeader)
         try handle.setXferInfoFunction(edgeTransportTransferInfo)
         try handle.set(CURLOPT_NOPROGRESS, false) // or the xferinfo callback is never called
+        // The body goes through a read callback, not POSTFIELDS: when a kept-alive connection
+        // dies after a request was sent, libcurl would send a POSTFIELDS body again on a new
+        // connection by itself, and the server would see a request nobody audited. With a
+        // seek callback that refuses that rewind the transfer fails instead (curl 65).
+        try handle.setReadFunction(edgeTransportReadBody)
+        try handle.setSeekFunction(edgeTransportSeekBody)
     }
 
     /// Sends `request` and waits for the whole response (blocking).
@@ -84,6 +90,8 @@ public final class HTTPConnection {
             try? handle.set(CURLOPT_WRITEDATA, pointer: nil)
             try? handle.set(CURLOPT_HEADERDATA, pointer: nil)
             try? handle.set(CURLOPT_XFERINFODATA, pointer: nil)
+            try? handle.set(CURLOPT_READDATA, pointer: nil)
+            try? handle.set(CURLOPT_SEEKDATA, pointer: nil)
         }
 
         try handle.set(CURLOPT_URL, request.url)
@@ -92,9 +100,13 @@ public final class HTTPConnection {
         try handle.set(CURLOPT_WRITEDATA, pointer: userdata)
         try handle.set(CURLOPT_HEADERDATA, pointer: userdata)
         try handle.set(CURLOPT_XFERINFODATA, pointer: userdata)
+        try handle.set(CURLOPT_READDATA, pointer: userdata)
+        try handle.set(CURLOPT_SEEKDATA, pointer: userdata)
 
         let rc: CURLcode = try withExtendedLifetime(state) { () throws(TransportError) -> CURLcode in
             try request.body.withUnsafeBufferPointer { (body) throws(TransportError) -> CURLcode in
+                state.upload = UnsafeRawBufferPointer(body)
+                defer { state.upload = UnsafeRawBufferPointer(start: nil, count: 0) }
                 try setMethod(request, body: body)
                 return handle.perform()
             }
@@ -118,20 +130,15 @@ public final class HTTPConnection {
         throw TransportError(invalidRequest: "the URL must start with https://", url: url)
     }
 
-    /// Sets the method and body options, resetting whatever the previous request left.
-    /// `body` must stay valid until `perform` returns: CURLOPT_POSTFIELDS is not copied.
+    /// Sets the method and body options, resetting whatever the previous request left. The
+    /// body itself is read through the transfer state (CURLOPT_READFUNCTION).
     private func setMethod(_ request: HTTPRequest, body: UnsafeBufferPointer<UInt8>) throws(TransportError) {
         try handle.set(CURLOPT_NOBODY, false)
         if request.carriesBody {
             try handle.set(CURLOPT_POST, true)
+            // No POSTFIELDS: libcurl reads exactly this many bytes from the read callback.
+            try handle.set(CURLOPT_POSTFIELDS, pointer: nil)
             try handle.set(CURLOPT_POSTFIELDSIZE_LARGE, offT: Int64(body.count))
-            if let base = body.baseAddress {
-                try handle.set(CURLOPT_POSTFIELDS, pointer: UnsafeMutableRawPointer(mutating: base))
-            } else {
-                // An empty array has no storage. A NULL POSTFIELDS would make libcurl read the
-                // body from its read callback (stdin by default), so copy an empty string.
-                try handle.set(CURLOPT_COPYPOSTFIELDS, "")
-            }
             try handle.set(CURLOPT_CUSTOMREQUEST, request.method == .post ? nil : request.method.rawValue)
         } else {
             try handle.set(CURLOPT_HTTPGET, true)

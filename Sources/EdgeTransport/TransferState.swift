@@ -15,6 +15,13 @@ final class TransferState {
     /// A callback refused data because a limit was hit (so curl 23 means "too large").
     private(set) var sizeLimitHit = false
 
+    /// The request body libcurl reads through CURLOPT_READFUNCTION, and how much it has read.
+    var upload = UnsafeRawBufferPointer(start: nil, count: 0)
+    private(set) var uploaded = 0
+    /// libcurl wanted to send the body a second time (its own retry on a fresh connection
+    /// after a reused one died) and was refused: curl 65 means "sent once, no answer".
+    private(set) var resendRefused = false
+
     init(maximumBodyBytes: Int, maximumHeaderBytes: Int, cancellation: CancellationFlag) {
         self.maximumBodyBytes = maximumBodyBytes
         self.maximumHeaderBytes = maximumHeaderBytes
@@ -29,6 +36,25 @@ final class TransferState {
         }
         body.append(contentsOf: bytes)
         return true
+    }
+
+    /// Copies the next part of the body into libcurl's buffer; 0 at the end.
+    func readBody(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        let count = min(buffer.count, upload.count - uploaded)
+        guard count > 0, let source = upload.baseAddress, let target = buffer.baseAddress else { return 0 }
+        target.copyMemory(from: source + uploaded, byteCount: count)
+        uploaded += count
+        return count
+    }
+
+    /// libcurl asks to rewind the body. Before any byte was read that changes nothing. After,
+    /// it means libcurl wants to send the request again by itself (a reused connection died
+    /// after it was sent): refused, so the transfer fails and the caller decides, and audits,
+    /// every attempt the server may have seen.
+    func rewindBody(to offset: Int64) -> Bool {
+        if offset == 0 && uploaded == 0 { return true }
+        resendRefused = true
+        return false
     }
 
     /// Takes one header line as libcurl delivers it (status line, fields, the blank line).
@@ -93,6 +119,22 @@ func edgeTransportWriteHeader(
     let length = size * count
     guard length > 0, let data else { return length }
     return state.appendHeaderLine(UnsafeRawBufferPointer(start: data, count: length)) ? length : 0
+}
+
+/// CURLOPT_READFUNCTION: the next bytes of the request body.
+func edgeTransportReadBody(
+    _ buffer: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ userdata: UnsafeMutableRawPointer?
+) -> Int {
+    guard let userdata, let buffer else { return Int(CURL_READFUNC_ABORT) }
+    let state = Unmanaged<TransferState>.fromOpaque(userdata).takeUnretainedValue()
+    return state.readBody(into: UnsafeMutableRawBufferPointer(start: buffer, count: size * count))
+}
+
+/// CURLOPT_SEEKFUNCTION: see `TransferState.rewindBody`.
+func edgeTransportSeekBody(_ userdata: UnsafeMutableRawPointer?, _ offset: curl_off_t, _ origin: Int32) -> Int32 {
+    guard let userdata, origin == SEEK_SET else { return CURL_SEEKFUNC_FAIL }
+    let state = Unmanaged<TransferState>.fromOpaque(userdata).takeUnretainedValue()
+    return state.rewindBody(to: Int64(offset)) ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_FAIL
 }
 
 /// CURLOPT_XFERINFOFUNCTION: called often during a transfer and about once a second when

@@ -260,6 +260,8 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
                 code = .connectionClosed
             }
         case 52, 18: code = .connectionClosed                        // GOT_NOTHING, PARTIAL_FILE
+        case 65: code = .connectionClosed                            // SEND_FAIL_REWIND: a kept-alive connection died
+                                                                     // after the request was sent; libcurl's own resend was refused
         case 63: code = .responseTooLarge(limit: observation.bodyLimit) // FILESIZE_EXCEEDED
         case 23 where observation.sizeLimitHit: code = .responseTooLarge(limit: observation.bodyLimit) // WRITE_ERROR
         case 42: code = .cancelled                                   // ABORTED_BY_CALLBACK

@@ -229,8 +229,10 @@ import Testing
         }, "\(s.daemon.stderrText.suffix(2000))")
         #expect(try s.receiver.waitFor(phase: "connected"))
         try expectDelivery(s, 2, "after")
-        // libcurl sends the held poll again on a new connection when the server closes a
-        // reused one without an answer: that one meets the 402. One gap, for the new session.
-        #expect(try s.receiver.gaps().count == 1)
+        // The server closes the held poll without an answer: that lost answer may leave a gap
+        // marker of its own (libcurl is not let to send the poll again by itself), then the
+        // next connect meets the 402 and the new session leaves one. Never more.
+        let gaps = try s.receiver.gaps()
+        #expect((1...2).contains(gaps.count), "\(gaps)")
     }
 }

@@ -67,6 +67,33 @@ import Testing
         await client.shutdown()
     }
 
+    /// A kept-alive connection that dies after the request was sent: libcurl would send the
+    /// body again on a new connection by itself (the server would see two requests, the
+    /// caller one attempt). Refused: one request reaches the server, the caller gets
+    /// connectionClosed and decides.
+    @Test func aDeadKeptAliveConnectionIsNotResentBehindTheCallersBack() async throws {
+        let server = try await TestServer.start()
+        defer { server.stop() }
+        let client = try HTTPClient(configuration: testConfiguration(server.pki), logger: logger)
+        let first = try await client.send(HTTPRequest(method: .post, url: server.url("/echo"), body: Array("warm".utf8)))
+        #expect(first.status == 200)
+        let body = [UInt8](repeating: 0x61, count: 200_000)
+        let error = try #require(await transportError {
+            try await client.send(HTTPRequest(method: .post, url: server.url("/close"), body: body))
+        })
+        #expect(error.kind == .connectionClosed, "\(error)")
+        #expect(error.curlCode == 65, "\(error)")
+        #expect(error.isTransient)
+        _ = try await server.requests(atLeast: 2)
+        try await Task.sleep(for: .milliseconds(300))  // a resend would have arrived by now
+        #expect(server.requests.filter { $0.contains(" /close ") }.count == 1, "\(server.requests)")
+        // The next request goes out on a fresh connection, body intact.
+        let after = try await client.send(HTTPRequest(method: .post, url: server.url("/echo"), body: body))
+        #expect(after.status == 200 && after.newConnection)
+        #expect(String(decoding: after.body, as: UTF8.self).contains("\"bodyLength\": 200000"))
+        await client.shutdown()
+    }
+
     @Test func cancellingTheTaskAbortsAHangingRequestQuickly() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
@@ -124,7 +151,7 @@ import Testing
         #expect(error.kind == .proxyFailed)
         #expect(error.proxyStatus == 407)
         #expect(!error.isTransient)
-        #expect(proxy.process.lines.contains("connect 127.0.0.1:9"))
+        #expect(try await proxy.process.line(startingWith: "connect 127.0.0.1:9") == "connect 127.0.0.1:9")
         await client.shutdown()
     }
 }

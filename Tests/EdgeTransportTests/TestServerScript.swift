@@ -110,6 +110,15 @@ enum TestServerScript {
                     request = ctx.wrap_socket(request, server_side=True)
                 except (ssl.SSLError, OSError) as error:
                     log("tls-error", type(error).__name__)
+                    # Read what the client sent meanwhile (with TLS 1.3 it may already have
+                    # sent its request) until it closes: closing with unread data would send
+                    # a RST that can overtake the alert, and the client would see a reset.
+                    request.settimeout(2)
+                    try:
+                        while request.recv(4096):
+                            pass
+                    except OSError:
+                        pass
                     return
                 log("tls", request.version())
             self.RequestHandlerClass(request, client_address, self)

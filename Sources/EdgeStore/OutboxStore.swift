@@ -232,6 +232,18 @@ public final class OutboxStore {
         return rows
     }
 
+    /// The bound, cached statement behind `forEachRecord` and `forEachRow`: the records of one
+    /// class after `afterID`, of `kinds` and for `target` if given, in id order. Reset it when done.
+    private func scan(of cls: RecordClass, afterID: Int64, kinds: [RecordKind]?, target: String?) throws -> Statement {
+        var filter = kinds.map { " AND kind IN (\($0.map { "'\($0.rawValue)'" }.joined(separator: ",")))" } ?? ""
+        if target != nil { filter += " AND target = ?" }
+        let stmt = try db.cached("SELECT \(Self.columns) FROM outbox WHERE class = ? AND id > ?\(filter) ORDER BY id")
+        try stmt.bind(cls.rawValue, at: 1)
+        try stmt.bind(afterID, at: 2)
+        if let target { try stmt.bind(target, at: 3) }
+        return stmt
+    }
+
     /// Streams the records of one class in id order, starting after `afterID` (filters as in
     /// `records(of:afterID:limit:kinds:target:)`), handing each to `body` as it is read until
     /// `body` returns false or the rows run out. Nothing is buffered here: the caller decides
@@ -239,13 +251,8 @@ public final class OutboxStore {
     /// A record refused by `body` (false) is not kept anywhere.
     public func forEachRecord(of cls: RecordClass, afterID: Int64 = 0, kinds: [RecordKind]? = nil, target: String? = nil,
                               _ body: (StoredRecord) throws -> Bool) throws {
-        var filter = kinds.map { " AND kind IN (\($0.map { "'\($0.rawValue)'" }.joined(separator: ",")))" } ?? ""
-        if target != nil { filter += " AND target = ?" }
-        let stmt = try db.cached("SELECT \(Self.columns) FROM outbox WHERE class = ? AND id > ?\(filter) ORDER BY id")
+        let stmt = try scan(of: cls, afterID: afterID, kinds: kinds, target: target)
         defer { stmt.reset() }
-        try stmt.bind(cls.rawValue, at: 1)
-        try stmt.bind(afterID, at: 2)
-        if let target { try stmt.bind(target, at: 3) }
         while try stmt.step() {
             guard try body(Self.record(stmt)) else { return }
         }
@@ -256,13 +263,8 @@ public final class OutboxStore {
     /// straight into request bodies.
     package func forEachRow(of cls: RecordClass, afterID: Int64 = 0, kinds: [RecordKind]? = nil, target: String? = nil,
                             _ body: (OutboxRow) throws -> Bool) throws {
-        var filter = kinds.map { " AND kind IN (\($0.map { "'\($0.rawValue)'" }.joined(separator: ",")))" } ?? ""
-        if target != nil { filter += " AND target = ?" }
-        let stmt = try db.cached("SELECT \(Self.columns) FROM outbox WHERE class = ? AND id > ?\(filter) ORDER BY id")
+        let stmt = try scan(of: cls, afterID: afterID, kinds: kinds, target: target)
         defer { stmt.reset() }
-        try stmt.bind(cls.rawValue, at: 1)
-        try stmt.bind(afterID, at: 2)
-        if let target { try stmt.bind(target, at: 3) }
         // One device's backlog repeats its target on every row: keep one String while the
         // bytes are the same.
         var lastTarget = ""

@@ -146,7 +146,8 @@ public actor SyncEngine: Service {
         }
         try? saveState()
         if !deferredAudit.isEmpty {
-            logger.error("uplink stopped with the audit rows of \(deferredAudit.count) requests not written: the disk or the file limit stayed full")
+            let requests = deferredAudit.filter { $0.event == "request" }.count
+            logger.error("uplink stopped with the audit rows of \(requests) requests and \(deferredAudit.count - requests) authentications not written: the disk or the file limit stayed full")
         }
         return false
     }
@@ -245,17 +246,25 @@ public actor SyncEngine: Service {
         try audit("authentication_failed", detail, started: started)
     }
 
-    /// Audits an authentication. On a full disk the row is left out (logged) rather than
-    /// waited for: the drain that would free the space comes after the authentication, and
-    /// the exchange sent no record.
+    /// Audits an authentication. On a full disk the row waits, like a retry's, for the next
+    /// commit that fits (it is not waited for here: the drain that would free the space comes
+    /// after the authentication, and the exchange sent no record).
     private func audit(_ event: String, _ detail: JSONObject, started: ContinuousClock.Instant) throws {
         var detail = detail
         detail.add("duration_ms", Self.milliseconds(clock.now - started))
+        let row = AuditRow(event: event, detail: detail, at: Timestamp.nowMilliseconds())
         let db = try db()
         do {
-            _ = try db.transaction { try AuditLog(db).append(event, detail) }
+            let waiting = deferredAudit
+            _ = try db.transaction {
+                for earlier in waiting { try AuditLog(db).append(earlier.event, earlier.detail, at: earlier.at) }
+                try AuditLog(db).append(row.event, row.detail, at: row.at)
+            }
+            deferredAudit.removeFirst(waiting.count)
         } catch let error as DatabaseError where error.isDiskFull {
-            logger.error("uplink could not audit an authentication: the disk or the file limit is full", metadata: ["edgebuf.uplink.error": "\(error)"])
+            deferredAudit.append(row)
+            logger.error("uplink could not audit an authentication: the disk or the file limit is full; the row is written with the next commit that succeeds",
+                         metadata: ["edgebuf.uplink.error": "\(error)"])
         }
     }
 
@@ -276,7 +285,7 @@ public actor SyncEngine: Service {
             return
         }
         if decision.outcome.result != .delivered { discardReadAhead() }
-        let row = AuditRow(detail: auditDetail(decision.outcome, request: request, duration: clock.now - started), at: Timestamp.nowMilliseconds())
+        let row = AuditRow(event: "request", detail: auditDetail(decision.outcome, request: request, duration: clock.now - started), at: Timestamp.nowMilliseconds())
         let changesOutbox = decision.actions.contains { action in
             switch action {
             case .delete, .deadLetter, .deadLetterChild: return true
@@ -314,6 +323,7 @@ public actor SyncEngine: Service {
 
     /// An audit row of a request, written with the commit of its result.
     struct AuditRow {
+        var event: String
         var detail: JSONObject
         var at: Int64
     }
@@ -383,8 +393,8 @@ public actor SyncEngine: Service {
                     break
                 }
             }
-            for waiting in deferred { try AuditLog(db).append("request", waiting.detail, at: waiting.at) }
-            try AuditLog(db).append("request", row.detail, at: row.at)
+            for waiting in deferred { try AuditLog(db).append(waiting.event, waiting.detail, at: waiting.at) }
+            try AuditLog(db).append(row.event, row.detail, at: row.at)
             try writeState(db, now: now)
         }
         if withDeferred { deferredAudit.removeFirst(deferred.count) }

@@ -4,7 +4,7 @@
 /// `hang-end`, `tls VERSION`, `tls-error NAME`, `connect TARGET`).
 enum TestServerScript {
     static let source = #"""
-    import argparse, http.server, json, os, ssl, sys, threading
+    import argparse, http.server, json, os, select, ssl, sys, threading, time
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--cert")
@@ -106,19 +106,26 @@ enum TestServerScript {
         def finish_request(self, request, client_address):
             # Handshake on the connection's own thread, so a stuck client blocks nobody.
             if ctx is not None:
+                # Handshake by hand: wrap_socket's own handshake closes the socket when it
+                # fails, with the client's request (TLS 1.3 clients send it at once) unread,
+                # and that close is a RST that can overtake the alert: the client would see
+                # a reset instead of "certificate required".
+                request = ctx.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
                 try:
-                    request = ctx.wrap_socket(request, server_side=True)
+                    request.do_handshake()
                 except (ssl.SSLError, OSError) as error:
                     log("tls-error", type(error).__name__)
-                    # Read what the client sent meanwhile (with TLS 1.3 it may already have
-                    # sent its request) until it closes: closing with unread data would send
-                    # a RST that can overtake the alert, and the client would see a reset.
-                    request.settimeout(2)
+                    # The alert is out; read the raw bytes until the client closes (2 s at most).
                     try:
-                        while request.recv(4096):
-                            pass
+                        fd = request.fileno()
+                        deadline = time.monotonic() + 2
+                        while time.monotonic() < deadline:
+                            ready, _, _ = select.select([fd], [], [], 0.2)
+                            if ready and not os.read(fd, 4096):
+                                break
                     except OSError:
                         pass
+                    request.close()
                     return
                 log("tls", request.version())
             self.RequestHandlerClass(request, client_address, self)

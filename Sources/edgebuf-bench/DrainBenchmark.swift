@@ -76,21 +76,7 @@ enum DrainBenchmark {
         let engineBuild = try await DrainWorkload.buildBacklog(path: enginePath, count: backlog, now: now)
         progress("edgebuf: backlog of \(backlog) built in \(format(engineBuild)) s")
         let openSeconds = try elapsedSeconds { _ = try Database.open(path: enginePath) }
-        mark = try sink.requests().count
-        // As `edgebuf run` starts its engine: the file was opened and checked just above (timed
-        // alone), so the engine's own open skips quick_check.
-        var checked = DatabaseOptions()
-        checked.checkOnOpen = false
-        let engine = try SyncEngine(configuration: DrainWorkload.uplink(url: url), databasePath: enginePath,
-                                    databaseOptions: checked, logger: DrainWorkload.logger)
-        let engineStart = DispatchTime.now().uptimeNanoseconds
-        let drained = try await engine.drain()
-        let engineSeconds = Double(DispatchTime.now().uptimeNanoseconds - engineStart) / 1e9
-        let engineProgress = await engine.progress()
-        guard drained, engineProgress.deliveredRecords == backlog, try DrainWorkload.remaining(path: enginePath) == 0 else {
-            throw BenchError("the engine delivered \(engineProgress.deliveredRecords) of \(backlog) records (\(engineProgress.lastError ?? "no error"))")
-        }
-        let engineDelivery = try sink.checkDelivery(since: mark, expectedBytes: Int(engineProgress.deliveredBytes))
+        let (engineSeconds, engineDelivery) = try await engineDrain(path: enginePath, url: url, sink: sink)
         removeDatabase(enginePath)
 
         // 3. The transport ceiling: the raw loop's bodies, prebuilt, posted alone.
@@ -207,7 +193,7 @@ enum DrainBenchmark {
         for round in 1...max(rounds, 1) {
             let rawPath = DrainWorkload.fresh(work + "/raw.db")
             _ = try await DrainWorkload.buildBacklog(path: rawPath, count: backlog, now: now)
-            var mark = try sink.requests().count
+            let mark = try sink.requests().count
             let raw = try await onThread("edgebuf-bench-raw") {
                 try RawDrain.drain(path: rawPath, url: url, device: DrainWorkload.device, secret: DrainWorkload.secret)
             }
@@ -221,19 +207,7 @@ enum DrainBenchmark {
             let enginePath = DrainWorkload.fresh(work + "/edgebuf.db")
             _ = try await DrainWorkload.buildBacklog(path: enginePath, count: backlog, now: now)
             _ = try Database.open(path: enginePath)
-            mark = try sink.requests().count
-            var checked = DatabaseOptions()
-            checked.checkOnOpen = false
-            let engine = try SyncEngine(configuration: DrainWorkload.uplink(url: url), databasePath: enginePath,
-                                        databaseOptions: checked, logger: DrainWorkload.logger)
-            let start = DispatchTime.now().uptimeNanoseconds
-            let drained = try await engine.drain()
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            let progress = await engine.progress()
-            guard drained, progress.deliveredRecords == backlog, try DrainWorkload.remaining(path: enginePath) == 0 else {
-                throw BenchError("the engine delivered \(progress.deliveredRecords) of \(backlog) records (\(progress.lastError ?? "no error"))")
-            }
-            _ = try sink.checkDelivery(since: mark, expectedBytes: Int(progress.deliveredBytes))
+            let (seconds, _) = try await engineDrain(path: enginePath, url: url, sink: sink)
             let verification = try AuditLog(try Database.openPrepared(path: enginePath)).verify()
             guard verification.isIntact else { throw BenchError("the engine's audit does not verify: \(verification.problem ?? "")") }
             removeDatabase(enginePath)
@@ -241,6 +215,25 @@ enum DrainBenchmark {
             let engineRate = Double(backlog) / seconds
             print("| \(round) | \(Int(rawRate)) | \(Int(engineRate)) | \(format(engineRate / rawRate))x |")
         }
+    }
+
+    /// The engine's timed drain of the backlog at `path` into `sink`, started as `edgebuf run`
+    /// starts it: the caller opened and checked the file, so the engine's own open skips
+    /// quick_check. Fails unless every record left the outbox and reached the sink.
+    static func engineDrain(path: String, url: String, sink: NginxSink) async throws -> (seconds: Double, delivery: NginxSink.Delivery) {
+        let mark = try sink.requests().count
+        var checked = DatabaseOptions()
+        checked.checkOnOpen = false
+        let engine = try SyncEngine(configuration: DrainWorkload.uplink(url: url), databasePath: path,
+                                    databaseOptions: checked, logger: DrainWorkload.logger)
+        let start = DispatchTime.now().uptimeNanoseconds
+        let drained = try await engine.drain()
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let progress = await engine.progress()
+        guard drained, progress.deliveredRecords == backlog, try DrainWorkload.remaining(path: path) == 0 else {
+            throw BenchError("the engine delivered \(progress.deliveredRecords) of \(backlog) records (\(progress.lastError ?? "no error"))")
+        }
+        return (seconds, try sink.checkDelivery(since: mark, expectedBytes: Int(progress.deliveredBytes)))
     }
 
     static func row(_ name: String, _ records: Int, _ seconds: Double, _ figure: String) {

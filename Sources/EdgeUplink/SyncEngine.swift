@@ -36,9 +36,9 @@ public actor SyncEngine: Service {
     private var delivered: Int64 = 0
     private var deliveredBytes: Int64 = 0
     private var stopReason: String?
-    /// Audit rows of requests that changed nothing in the outbox (a retry, a split) and could
-    /// not be written for a full disk: written, oldest first, with the next commit that
-    /// succeeds. Lost (and logged as such) if edgebuf stops first.
+    /// Audit rows that changed nothing in the outbox (a retry, a split, an authentication) and
+    /// could not be written for a full disk: written, oldest first, with the next commit that
+    /// succeeds (`appendAudit`). Lost (and logged as such) if edgebuf stops first.
     private var deferredAudit: [AuditRow] = []
 
     /// Counters a caller (flush) can read.
@@ -162,7 +162,7 @@ public actor SyncEngine: Service {
             self.readAheadWindow = nil
             return try await readAheadWindow.value
         }
-        return try await readWindow(after: [:])
+        return try await startReading(after: [:]).value
     }
 
     /// Starts reading a window on the reader's connection.
@@ -174,10 +174,6 @@ public actor SyncEngine: Service {
         return Task.detached {
             try await reader.nextWindow(kinds: kinds, target: target, budget: budget, after: after)
         }
-    }
-
-    private func readWindow(after: [RecordClass: Int64]) async throws -> Packer.Result {
-        try await startReading(after: after).value
     }
 
     /// Starts reading the window after the queued requests (the last of which is about to be
@@ -255,12 +251,8 @@ public actor SyncEngine: Service {
         let row = AuditRow(event: event, detail: detail, at: Timestamp.nowMilliseconds())
         let db = try db()
         do {
-            let waiting = deferredAudit
-            _ = try db.transaction {
-                for earlier in waiting { try AuditLog(db).append(earlier.event, earlier.detail, at: earlier.at) }
-                try AuditLog(db).append(row.event, row.detail, at: row.at)
-            }
-            deferredAudit.removeFirst(waiting.count)
+            let written = try db.transaction { try appendAudit(row, db, withDeferred: true) }
+            deferredAudit.removeFirst(written)
         } catch let error as DatabaseError where error.isDiskFull {
             deferredAudit.append(row)
             logger.error("uplink could not audit an authentication: the disk or the file limit is full; the row is written with the next commit that succeeds",
@@ -332,7 +324,6 @@ public actor SyncEngine: Service {
     /// uplink's backoff between attempts: a full file is a state the daemon waits out (other
     /// deletes free pages, an operator frees the disk), not a reason to stop. Other errors are
     /// thrown. False when shut down before it succeeded.
-    @discardableResult
     private func retryingWhileFull(_ what: String, _ write: () throws -> Void) async throws -> Bool {
         var delay = configuration.sync.backoff.initial
         while true {
@@ -375,8 +366,7 @@ public actor SyncEngine: Service {
         let db = try db()
         let now = Timestamp.nowMilliseconds()
         let outcome = decision.outcome
-        let deferred = withDeferred ? deferredAudit : []
-        try db.transaction {
+        let written = try db.transaction {
             for action in decision.actions {
                 switch action {
                 case .delete(let ids):
@@ -393,11 +383,11 @@ public actor SyncEngine: Service {
                     break
                 }
             }
-            for waiting in deferred { try AuditLog(db).append(waiting.event, waiting.detail, at: waiting.at) }
-            try AuditLog(db).append(row.event, row.detail, at: row.at)
+            let written = try appendAudit(row, db, withDeferred: withDeferred)
             try writeState(db, now: now)
+            return written
         }
-        if withDeferred { deferredAudit.removeFirst(deferred.count) }
+        deferredAudit.removeFirst(written)
         if outcome.result == .delivered {
             lastSuccessAt = now
             delivered += Int64(request.recordIDs.count)
@@ -405,6 +395,17 @@ public actor SyncEngine: Service {
         } else if outcome.result == .retry {
             lastErrorText = outcome.detail
         }
+    }
+
+    /// Appends the rows that waited for space (with `withDeferred`), oldest first, then `row`.
+    /// Inside the caller's transaction; returns how many waiting rows it wrote, to drop from
+    /// `deferredAudit` once that transaction has committed.
+    private func appendAudit(_ row: AuditRow, _ db: Connection, withDeferred: Bool) throws -> Int {
+        let waiting = withDeferred ? deferredAudit : []
+        let audit = AuditLog(db)
+        for earlier in waiting { try audit.append(earlier.event, earlier.detail, at: earlier.at) }
+        try audit.append(row.event, row.detail, at: row.at)
+        return waiting.count
     }
 
     /// Logs what the state machine decided (the store actions were committed already).

@@ -85,6 +85,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -105,5 +106,6 @@ let package = Package(
         .testTarget(name: "DownlinkIntegrationTests", dependencies: ["edgebuf", "EdgeStore", "TestSupport"]),
         .testTarget(name: "DoctorTests", dependencies: ["edgebuf", "EdgeDoctor", "EdgeStore", "TestSupport"]),
         .testTarget(name: "ProofTests", dependencies: ["edgebuf", "EdgeStore", "TestSupport"]),
+        .testTarget(name: "ServiceTests", dependencies: ["edgebuf", "EdgeStore", "TestSupport"]),
     ]
 )

@@ -3,7 +3,7 @@
 
 # Debian packages edgebuf builds against and tests with.
 EDGEBUF_PACKAGES_BUILD="libsqlite3-dev libcurl4-openssl-dev openssl sqlite3"
-EDGEBUF_PACKAGES_PEERS="nginx mitmproxy ruby-faye thin iptables conntrack faketime iproute2 procps"
+EDGEBUF_PACKAGES_PEERS="nginx mitmproxy ruby-faye thin iptables conntrack faketime iproute2 procps systemd"
 
 # ensure_packages PKG...: installs the ones that are missing (apt-get, as root).
 ensure_packages() {

@@ -7,7 +7,7 @@ import EdgeBuffer
 /// The timing values are derived from one setting, `networkIdleLimit`: how long the network
 /// between the device and the cloud keeps an idle TCP connection (firewalls and NAT boxes
 /// often drop them after 10-15 min, sometimes without a RST; shared/reference/bayeux-client.md).
-public struct DownlinkConfiguration: Sendable {
+public struct DownlinkConfiguration: Sendable, Equatable {
     /// The Bayeux endpoint, e.g. `https://tenant.example.com/notification/realtime`.
     public var url: String
     /// The channels to subscribe to, e.g. `/operations/12345`. Re-subscribed after every handshake.

@@ -21,7 +21,7 @@ public struct InboxRetention: Sendable, Equatable {
 
 /// Everything the downlink needs from the configuration file: the session settings, the
 /// transport (TLS, proxy) and the inbox retention.
-public struct DownlinkSettings: Sendable {
+public struct DownlinkSettings: Sendable, Equatable {
     public var session = DownlinkConfiguration()
     /// TLS and proxy; `run` derives the long-poll and control connections from it.
     public var transport = TransportConfiguration()

@@ -11,7 +11,7 @@ public enum SynchronousMode: String, Sendable, CaseIterable {
 }
 
 /// Options for opening the database.
-public struct DatabaseOptions: Sendable {
+public struct DatabaseOptions: Sendable, Equatable {
     /// `PRAGMA synchronous`.
     public var synchronous: SynchronousMode = .full
     /// How long to wait for another process's write lock.

@@ -1,7 +1,7 @@
 /// An IoTDA device secret. It never prints: `description`, `debugDescription`, string
 /// interpolation, `dump` and `Mirror` all show `<redacted>` or nothing, so a secret cannot
 /// reach a log line, an error or the audit table by accident.
-public struct DeviceSecret: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+public struct DeviceSecret: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The secret itself; only the HMAC computation reads it.
     let value: String
 

@@ -2,7 +2,7 @@ import EdgeBuffer
 import EdgeTransport
 
 /// The `[uplink]` section: where records go and how.
-public struct UplinkConfiguration: Sendable {
+public struct UplinkConfiguration: Sendable, Equatable {
     /// `platform`: iotda or cumulocity.
     public var platform: Platform = .iotda
     /// `url`: the platform's base URL, e.g. `https://iot-da.example.com`.

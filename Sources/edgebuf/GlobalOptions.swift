@@ -46,10 +46,22 @@ struct GlobalOptions: ParsableArguments {
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw CLIFailure(status: .usage, message: "--log-level: \"\(logLevel)\" is not a level; use trace, debug, info, notice, warning, error or critical")
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        let environment = ProcessInfo.processInfo.environment
+        if JournalLogHandler.stderrIsJournal(environment: environment) {
+            // Started by systemd: structured fields straight into the journal.
+            // EDGEBUF_JOURNAL_SOCKET only exists for the tests.
+            let socket = environment["EDGEBUF_JOURNAL_SOCKET"] ?? "/run/systemd/journal/socket"
+            LoggingSystem.bootstrap { label in
+                var handler = JournalLogHandler(label: label, socketPath: socket)
+                handler.logLevel = level
+                return handler
+            }
+        } else {
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
         }
         var logger = Logger(label: "edgebuf")
         logger.logLevel = level

@@ -10,7 +10,7 @@ struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run the daemon: the uplink drains the outbox whenever the network allows; the downlink receives notifications into the inbox.",
-        discussion: "Runs the uplink if [uplink] is configured and the downlink if [downlink] is. SIGTERM or SIGINT stops it gracefully: an uplink request in flight is abandoned without deleting anything (it is sent again on the next start), the downlink disconnects; exit 0."
+        discussion: "Runs the uplink if [uplink] is configured and the downlink if [downlink] is. SIGTERM or SIGINT stops it gracefully: an uplink request in flight is abandoned without deleting anything (it is sent again on the next start), the downlink disconnects; exit 0. SIGHUP reads the configuration file again: each engine whose settings changed restarts with them, the others keep running; a file that cannot be used is refused with a log line and the running configuration stays. Under systemd (Type=notify) it reports readiness, reloads and stopping, and logs to the journal with structured fields."
     )
 
     @OptionGroup var global: GlobalOptions
@@ -20,10 +20,12 @@ struct RunCommand: AsyncParsableCommand {
         var services: [any Service] = []
         do {
             logger = try global.bootstrapLogging()
-            let engines = try makeEngines(global: global, logger: logger)
-            if let uplink = engines.uplink { services.append(uplink) }
-            if let downlink = engines.downlink { services.append(downlink) }
-            services.append(engines.auditRetention)
+            let slots = try engineSlots(global: global, logger: logger, checkFile: true)
+            let global = self.global
+            services.append(EngineSupervisor(
+                slots: slots,
+                reload: { try engineSlots(global: global, logger: logger, checkFile: false) },
+                logger: logger, notifier: SystemdNotifier()))
             services.append(try DatabaseFileGuard(path: global.databasePath))
         } catch {
             throw fail(error)
@@ -38,32 +40,60 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-/// The engines the configuration asks for, and the audit's retention; fails clearly when
-/// neither engine is configured.
-func makeEngines(global: GlobalOptions, logger: Logger) throws -> (uplink: SyncEngine?, downlink: DownlinkEngine?, auditRetention: AuditRetentionService) {
+/// The engines the configuration asks for (uplink, downlink, the audit's retention), each
+/// with the settings it is built from; fails clearly when neither engine is configured.
+/// `checkFile` opens (creates, checks, migrates) the database first, so a bad file fails
+/// before any engine starts; a reload skips that.
+func engineSlots(global: GlobalOptions, logger: Logger, checkFile: Bool) throws -> [EngineSlot] {
     let document = try global.document()
     let outbox = try OutboxConfiguration(document: document)
-    let uplink = try UplinkConfiguration(document: document)
+    var uplinkSettings = try UplinkConfiguration(document: document)
     let downlink = try DownlinkSettings(document: document)
     _ = try document.section("log")
     try document.finish()
-    guard uplink.isConfigured || downlink.isConfigured else {
+    guard uplinkSettings.isConfigured || downlink.isConfigured else {
         throw CLIFailure(status: .configError, message: "nothing to run: give --config with an [uplink] section (platform, url and credentials) and/or a [downlink] section (url and channels); see the README")
     }
-    // Open (create, check, migrate) before the engines start, so a bad file fails here.
-    _ = try Database.open(path: global.databasePath, options: outbox.database.options)
+    if checkFile {
+        _ = try Database.open(path: global.databasePath, options: outbox.database.options)
+    }
+    let path = global.databasePath
     let checked = checkedOnce(outbox.database.options)
-    var limits = uplink
-    limits.limits.maxBodyBytes = outbox.maxBodyBytes
-    let sync = uplink.isConfigured
-        ? try SyncEngine(configuration: limits, databasePath: global.databasePath, databaseOptions: checked, logger: logger)
-        : nil
-    let receive = downlink.isConfigured
-        ? try DownlinkEngine(settings: downlink, databasePath: global.databasePath, databaseOptions: checked, logger: logger)
-        : nil
-    let retention = AuditRetentionService(path: global.databasePath, options: checked,
-                                          retention: outbox.database.auditRetention, logger: logger)
-    return (sync, receive, retention)
+    uplinkSettings.limits.maxBodyBytes = outbox.maxBodyBytes
+    let uplink = uplinkSettings
+    var slots: [EngineSlot] = []
+    if uplink.isConfigured {
+        slots.append(EngineSlot(name: "uplink", settings: UplinkSlotSettings(uplink: uplink, database: checked)) {
+            try SyncEngine(configuration: uplink, databasePath: path, databaseOptions: checked, logger: logger)
+        })
+    }
+    if downlink.isConfigured {
+        slots.append(EngineSlot(name: "downlink", settings: DownlinkSlotSettings(downlink: downlink, database: checked)) {
+            try DownlinkEngine(settings: downlink, databasePath: path, databaseOptions: checked, logger: logger)
+        })
+    }
+    slots.append(EngineSlot(name: "audit retention", settings: AuditSlotSettings(retention: outbox.database.auditRetention, database: checked)) {
+        AuditRetentionService(path: path, options: checked, retention: outbox.database.auditRetention, logger: logger)
+    })
+    return slots
+}
+
+/// What the uplink engine is built from.
+private struct UplinkSlotSettings: Equatable, Sendable {
+    var uplink: UplinkConfiguration
+    var database: DatabaseOptions
+}
+
+/// What the downlink engine is built from.
+private struct DownlinkSlotSettings: Equatable, Sendable {
+    var downlink: DownlinkSettings
+    var database: DatabaseOptions
+}
+
+/// What the audit's retention is built from.
+private struct AuditSlotSettings: Equatable, Sendable {
+    var retention: AuditRetention
+    var database: DatabaseOptions
 }
 
 /// The uplink engine from the configuration; fails clearly when no uplink is configured.

@@ -6,33 +6,51 @@ public struct PacingConfiguration: Sendable, Equatable {
     public var maxBytesPerSecond: Double?
     /// The request rate never drops below this when the platform rate-limits us.
     public var minimumRequestsPerSecond: Double
-    /// After a slow-down, each delivered request raises the rate by 1/`recoverySteps` of the
-    /// rate to recover, so `recoverySteps` successes restore it from zero.
-    public var recoverySteps: Int
+    /// While recovering from rate limiting, each raise goes to at most this multiple of the
+    /// highest rate the platform accepted since it last refused one: a platform that keeps
+    /// limiting never sees more than that multiple of the rate it last accepted.
+    public var probeFactor: Double
+    /// The least time between two raises (and at least two requests at the current rate).
+    public var probeInterval: Duration
 
     public init(maxRequestsPerSecond: Double? = nil, maxBytesPerSecond: Double? = nil,
-                minimumRequestsPerSecond: Double = 0.1, recoverySteps: Int = 20) {
+                minimumRequestsPerSecond: Double = 0.1, probeFactor: Double = 1.2,
+                probeInterval: Duration = .seconds(1)) {
         self.maxRequestsPerSecond = maxRequestsPerSecond
         self.maxBytesPerSecond = maxBytesPerSecond
         self.minimumRequestsPerSecond = minimumRequestsPerSecond
-        self.recoverySteps = recoverySteps
+        self.probeFactor = probeFactor
+        self.probeInterval = probeInterval
     }
 }
 
 /// Token buckets for requests and bytes, so that after an outage the backlog drains at the
-/// configured pace, plus an adaptive request rate that halves when the platform rate-limits
-/// us (down to a floor) and climbs back by steps on each success (AIMD). Pure: time is passed in.
+/// configured pace, plus an adaptive request rate for a platform that rate-limits us. Pure:
+/// time is passed in.
 ///
-/// A bucket holds one second of its rate (at least one request); it starts full. A request
-/// larger than the byte bucket may go when the bucket is full and leaves it in debt, so the
-/// average stays at the configured rate.
+/// The adaptive rate: the first refusal halves the rate (from the rate in force, or the rate
+/// observed over the last sends when unlimited). Then, at most once per `probeInterval` and
+/// after a delivery at the current rate, the rate rises to `probeFactor` times the highest
+/// rate the platform accepted, until it is back where it was before the limiting began. A
+/// refusal of a probe returns to the accepted rate; a refusal at the accepted rate (the
+/// platform's budget shrank) halves again, down to `minimumRequestsPerSecond`. So a platform
+/// that keeps limiting sees at most `probeFactor` times what it last accepted, and once it
+/// stops, the rate grows by that factor a second: from an eighth of the old rate back to it in
+/// about 12 s.
+///
+/// A bucket holds one second of its rate (at least one request); it starts full. While the
+/// rate is adaptive the request bucket holds one request, so no second of it carries a burst
+/// on top of the rate. A request larger than the byte bucket may go when the bucket is full
+/// and leaves it in debt, so the average stays at the configured rate.
 public struct RateLimiter<Instant: InstantProtocol & Sendable>: Sendable where Instant.Duration == Duration {
     struct Bucket: Sendable {
         var rate: Double
         var tokens: Double
         var updated: Instant?
+        /// No burst beyond one request (the adaptive rate).
+        var smooth = false
 
-        var capacity: Double { max(1, rate) }
+        var capacity: Double { smooth ? 1 : max(1, rate) }
 
         func level(at now: Instant) -> Double {
             guard let updated else { return tokens }
@@ -66,7 +84,12 @@ public struct RateLimiter<Instant: InstantProtocol & Sendable>: Sendable where I
     private var bytes: Bucket?
     /// The request rate imposed after rate limiting; nil when not slowed down.
     public private(set) var adaptiveRate: Double?
+    /// The rate before the limiting began: reaching it again ends the adaptation.
     private var recoveryTarget: Double?
+    /// The highest adaptive rate the platform accepted since its last refusal.
+    private var acceptedRate: Double?
+    /// When the adaptive rate last changed.
+    private var changed: Instant?
     private var recentSends: [Instant] = []
 
     public init(configuration: PacingConfiguration = PacingConfiguration()) {
@@ -98,40 +121,57 @@ public struct RateLimiter<Instant: InstantProtocol & Sendable>: Sendable where I
         if recentSends.count > 16 { recentSends.removeFirst() }
     }
 
-    /// The platform rate-limited us: halve the request rate (from the rate in force, or the
-    /// rate observed over the last sends when unlimited), not below the floor. Returns the new rate.
+    /// The platform rate-limited us: back to the accepted rate after a refused probe, else
+    /// halve (not below the floor). Returns the new rate.
     @discardableResult
     public mutating func slowDown(now: Instant) -> Double {
-        let base = requests?.rate ?? observedRate() ?? 1
-        let lowered = max(min(configuration.minimumRequestsPerSecond, base), base / 2)
-        if recoveryTarget == nil { recoveryTarget = Self.limit(configuration.maxRequestsPerSecond) ?? base }
-        adaptiveRate = lowered
-        if requests == nil {
-            requests = Bucket(rate: lowered, tokens: 0, updated: now)
+        let current = adaptiveRate ?? requests?.rate ?? observedRate() ?? 1
+        if recoveryTarget == nil { recoveryTarget = Self.limit(configuration.maxRequestsPerSecond) ?? current }
+        let lowered: Double
+        if let accepted = acceptedRate, current > accepted {
+            lowered = accepted
         } else {
-            requests!.setRate(lowered, at: now)
+            lowered = current / 2
+            acceptedRate = nil
         }
-        return lowered
+        setAdaptive(max(min(configuration.minimumRequestsPerSecond, current), lowered), at: now)
+        return adaptiveRate!
     }
 
-    /// A request was delivered: climb back towards the rate before the slow-down, by
-    /// 1/recoverySteps of the current rate per success (multiplicative: a step sized from the
-    /// old rate, which may have been a loopback burst of hundreds per second, would undo the
-    /// slow-down at once); once there, the configured limit (or none) applies again.
+    /// A request was delivered: the current rate is accepted; once `probeInterval` (and two
+    /// requests' time) has passed since the last change, probe `probeFactor` higher; back at
+    /// the rate before the limiting, the configured limit (or none) applies again.
     public mutating func recordSuccess(now: Instant) {
         guard let current = adaptiveRate, let target = recoveryTarget else { return }
-        let raised = current * (1 + 1 / Double(max(1, configuration.recoverySteps)))
+        let accepted = max(acceptedRate ?? 0, current)
+        acceptedRate = accepted
+        let step = max(seconds(configuration.probeInterval), 2 / current)
+        if let changed, seconds(changed.duration(to: now)) < step { return }
+        let raised = accepted * max(1, configuration.probeFactor)
         if raised >= target {
             adaptiveRate = nil
             recoveryTarget = nil
+            acceptedRate = nil
+            changed = nil
             if let configured = Self.limit(configuration.maxRequestsPerSecond) {
+                requests!.smooth = false
                 requests!.setRate(configured, at: now)
             } else {
                 requests = nil
             }
         } else {
-            adaptiveRate = raised
-            requests!.setRate(raised, at: now)
+            setAdaptive(raised, at: now)
+        }
+    }
+
+    private mutating func setAdaptive(_ rate: Double, at now: Instant) {
+        adaptiveRate = rate
+        changed = now
+        if requests == nil {
+            requests = Bucket(rate: rate, tokens: 0, updated: now, smooth: true)
+        } else {
+            requests!.smooth = true
+            requests!.setRate(rate, at: now)
         }
     }
 

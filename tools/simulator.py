@@ -470,7 +470,7 @@ class Simulator:
                  "had_authorization": req.header("Authorization") is not None,
                  "content_type": req.header("Content-Type"),
                  "fault": fault.summary() if fault else None,
-                 "duration_ms": None, "done": False}
+                 "duration_ms": None, "done": False, "at": round(time.monotonic(), 4)}
         with self.lock:
             self.requests.append(entry)
             self.stats["requests"] += 1

@@ -14,11 +14,16 @@ public struct Backoff: Sendable {
         public var maximum: Duration
         /// The wait in the `unauthorized` state (credentials refused). Default 15 min.
         public var unauthorized: Duration
+        /// Full jitter (the default). Off (`[uplink] backoff_jitter = false`) each delay is the
+        /// ceiling itself: only for `tools/fleet`'s comparison of what a fleet does without it.
+        public var jitter: Bool
 
-        public init(initial: Duration = .seconds(1), maximum: Duration = .seconds(300), unauthorized: Duration = .seconds(900)) {
+        public init(initial: Duration = .seconds(1), maximum: Duration = .seconds(300), unauthorized: Duration = .seconds(900),
+                    jitter: Bool = true) {
             self.initial = initial
             self.maximum = maximum
             self.unauthorized = unauthorized
+            self.jitter = jitter
         }
     }
 
@@ -45,7 +50,7 @@ public struct Backoff: Sendable {
     public mutating func nextDelay(retryAfter: Duration? = nil) -> Duration {
         let ceiling = ceiling(afterFailures: failures)
         failures += 1
-        let jittered = ceiling * unitInterval()
+        let jittered = policy.jitter ? ceiling * unitInterval() : ceiling
         if let retryAfter, retryAfter > jittered { return retryAfter }
         return jittered
     }

@@ -69,6 +69,7 @@ public struct UplinkConfiguration: Sendable, Equatable {
         if let n = try section.int("max_children_per_request", range: 1...1000) { limits.maxChildrenPerRequest = Int(n) }
         if let s = try section.seconds("backoff_initial", range: 0.01...3600) { sync.backoff.initial = .milliseconds(Int64(s * 1000)) }
         if let s = try section.seconds("backoff_max", range: 0.01...86400) { sync.backoff.maximum = .milliseconds(Int64(s * 1000)) }
+        if let jitter = try section.bool("backoff_jitter") { sync.backoff.jitter = jitter }
         if let s = try section.seconds("unauthorized_backoff", range: 0.01...86400) { sync.backoff.unauthorized = .milliseconds(Int64(s * 1000)) }
         if let r = try section.double("max_requests_per_second", range: 0...100_000), r > 0 { sync.pacing.maxRequestsPerSecond = r }
         if let b = try section.bytes("max_bytes_per_second", range: 0...(1 << 40)), b > 0 { sync.pacing.maxBytesPerSecond = Double(b) }

@@ -38,6 +38,13 @@ struct JSONLinesEnqueuer {
         init(lineNumbers: [Int]) { self.lineNumbers = lineNumbers }
     }
 
+    /// Whether a read of `fd` would return (bytes, end of input or an error) within
+    /// `milliseconds`.
+    static func inputReady(_ fd: Int32, milliseconds: Int32) -> Bool {
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, milliseconds) != 0
+    }
+
     func run(path: String?) throws -> Summary {
         let fd: Int32
         if let path {
@@ -113,6 +120,14 @@ struct JSONLinesEnqueuer {
         }
 
         while !stop {
+            // While no input is ready, hand out the acknowledgements of the groups committed
+            // meanwhile, so a producer that waits for its ack before it sends more gets it
+            // (settling only when more input comes would leave it waiting for ever). Input
+            // that comes within the poll is read at once: the next group is still parsed
+            // while the last one commits.
+            while !inFlight.isEmpty && !Self.inputReady(fd, milliseconds: 2) {
+                while inFlight.first?.result.withLock({ $0 != nil }) == true { try settleOldest() }
+            }
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, Self.readSize) }
             if n < 0 {
                 if errno == EINTR { continue }

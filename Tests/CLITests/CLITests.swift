@@ -87,6 +87,30 @@ import Testing
         #expect(try count() == 3)
     }
 
+    /// A producer that waits for each line's ack before it sends the next gets it while its
+    /// input stays open (not only when more lines come or the input ends).
+    @Test func aSlowProducerGetsEachAckBeforeItSendsMore() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: edgebufBinary)
+        process.arguments = ["--db", db, "enqueue", "--jsonl", "--ack"]
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let lines = PipeLines(output.fileHandleForReading)
+        for seq in 1...3 {
+            input.fileHandleForWriting.write(Data((#"{"kind":"property","device_id":"d","service_id":"S","properties":{"n":\#(seq)}}"# + "\n").utf8))
+            let ack = lines.next(timeout: .seconds(10))
+            #expect(ack == "{\"line\":\(seq),\"id\":\(seq)}", "line \(seq): \(ack ?? "no ack within 10 s while the input stayed open")")
+            guard ack != nil else { break }
+        }
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(try count() == 3)
+    }
+
     @Test func strictStopsAtTheFirstBadLine() throws {
         let input = (1...3).map { #"{"kind":"property","device_id":"d","service_id":"S","properties":{"n":\#($0)}}"# }
             + ["nope"] + (5...6).map { #"{"kind":"property","device_id":"d","service_id":"S","properties":{"n":\#($0)}}"# }
@@ -185,5 +209,41 @@ import Testing
         #expect(try eb(["dead-letters", "retry"]).status == 64)
         #expect(try eb(["dead-letters", "purge", "--all"]).stdout.contains("purged 0"))
         #expect(try eb(["dead-letters", "list", "--json"]).status == 0)
+    }
+}
+
+/// Lines of a pipe, read on a thread of their own, each awaited with a timeout.
+private final class PipeLines: @unchecked Sendable {
+    private let lock = NSCondition()
+    private var lines: [String] = []
+
+    init(_ handle: FileHandle) {
+        Thread.detachNewThread { [self] in
+            var pending = Data()
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { return }
+                pending.append(chunk)
+                while let newline = pending.firstIndex(of: 10) {
+                    let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
+                    pending.removeSubrange(pending.startIndex...newline)
+                    lock.lock()
+                    lines.append(line)
+                    lock.signal()
+                    lock.unlock()
+                }
+            }
+        }
+    }
+
+    /// The next line, or nil if none came within `timeout`.
+    func next(timeout: Duration) -> String? {
+        let deadline = Date().addingTimeInterval(Double(timeout.components.seconds))
+        lock.lock()
+        defer { lock.unlock() }
+        while lines.isEmpty {
+            if !lock.wait(until: deadline) { return nil }
+        }
+        return lines.removeFirst()
     }
 }

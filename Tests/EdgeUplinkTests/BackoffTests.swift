@@ -25,6 +25,13 @@ import Testing
         #expect(capped.min()! < 150 && capped.max()! > 150)
     }
 
+    /// The benchmark-only switch: without jitter each delay is its ceiling.
+    @Test func withoutJitterEachDelayIsTheCeiling() {
+        var backoff = Backoff(policy: Backoff.Policy(jitter: false), random: SplitMix64(seed: 7))
+        #expect((0..<10).map { _ in backoff.nextDelay() } == [1, 2, 4, 8, 16, 32, 64, 128, 256, 300].map { Duration.seconds($0) })
+        #expect(Backoff.Policy().jitter, "jitter is on by default")
+    }
+
     @Test func theRandomSourceIsInjected() {
         var low = Backoff(random: FixedRandom(value: 0))
         var high = Backoff(random: FixedRandom(value: .max))

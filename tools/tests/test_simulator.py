@@ -835,11 +835,23 @@ class LifecycleTests(unittest.TestCase):
         hanging = sim.connection(timeout=5)  # a hanging request must not block the exit
         sim.control("POST", "/_sim/faults", {"action": "hang"})
         hanging.request("POST", "/v5/device-auth", body=b"{}")
-        time.sleep(0.2)
+        # The premise: the simulator holds that request, unanswered, when SIGTERM comes.
+        deadline = time.monotonic() + 10
+        held = []
+        while not held and time.monotonic() < deadline:
+            held = [e for e in sim.control("GET", "/_sim/requests")["requests"]
+                    if e["path"] == "/v5/device-auth" and not e["done"]
+                    and (e["fault"] or {}).get("action") == "hang"]
+            if not held:
+                time.sleep(0.05)
+        self.assertEqual(len(held), 1, "the hanging request reached the simulator before SIGTERM")
         started = time.monotonic()
         self.assertEqual(sim.stop(), 0)
         self.assertLess(time.monotonic() - started, 5)
         self.assertFalse(os.path.exists(ca_dir))
+        # It was never answered: the exit closed it.
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionError, ssl.SSLError)):
+            hanging.getresponse()
         hanging.close()
 
     def test_sigint_exits_cleanly(self):

@@ -564,6 +564,12 @@ class FaultTests(SimTestCase):
         self.assertEqual(self.send()[0], 200)
         self.assertGreaterEqual(time.monotonic() - started, 0.28)
         self.assertEqual(len(self.records()), 1)
+        # The request log's times: read at started_s, answered at finished_s, delay between.
+        entry = self.sim.control("GET", "/_sim/requests")["requests"][-1]
+        self.assertGreaterEqual(entry["started_s"], 0)
+        self.assertGreaterEqual(entry["finished_s"] - entry["started_s"], 0.29)
+        self.assertAlmostEqual(entry["finished_s"] - entry["started_s"],
+                               entry["duration_ms"] / 1000, delta=0.01)
 
     def test_hang(self):
         self.fault(action="hang")

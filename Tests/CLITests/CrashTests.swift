@@ -82,7 +82,10 @@ import Testing
         process.waitUntilExit()
         if delay != nil { try? input.fileHandleForWriting.close() }
         readerDone.wait()
-        while writer.isExecuting { Thread.sleep(forTimeInterval: 0.01) }
+        // The writer stops at its first failed write (EPIPE once the child is gone).
+        let writerDeadline = Date().addingTimeInterval(10)
+        while writer.isExecuting && Date() < writerDeadline { Thread.sleep(forTimeInterval: 0.01) }
+        if writer.isExecuting { Issue.record("attempt \(attempt): the writer thread is still writing 10 s after the child ended") }
         // Only complete lines were acknowledged.
         let text = String(decoding: collected.get(), as: UTF8.self)
         var acks: [(line: Int, id: Int64)] = []

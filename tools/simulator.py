@@ -314,6 +314,7 @@ class Simulator:
     def __init__(self, config, devices, c8y_users, keep="all", verbose=False):
         self.lock = threading.RLock()
         self.stopping = threading.Event()
+        self.epoch = time.monotonic()  # the request log's started_s / finished_s count from here
         self.verbose = verbose
         self.keep_all = keep == "all"
         self._initial = (copy.deepcopy(config), dict(devices), dict(c8y_users))
@@ -463,14 +464,17 @@ class Simulator:
             self.stats["connections"] += 1
             return next(self._conn_ids)
 
-    def log_start(self, req: Request, fault: Fault | None):
+    def log_start(self, req: Request, fault: Fault | None, started: float):
+        """started: time.monotonic() when the request's headers had been read."""
         entry = {"seq": req.seq, "connection": req.conn_id, "method": req.method,
                  "path": req.path, "status": None, "outcome": None, "body_bytes": req.body_bytes,
                  "had_access_token": req.header("access_token") is not None,
                  "had_authorization": req.header("Authorization") is not None,
                  "content_type": req.header("Content-Type"),
                  "fault": fault.summary() if fault else None,
-                 "duration_ms": None, "done": False, "at": round(time.monotonic(), 4)}
+                 "started_s": round(started - self.epoch, 3), "finished_s": None,
+                 "duration_ms": None, "done": False,
+                 "at": round(started, 4)}
         with self.lock:
             self.requests.append(entry)
             self.stats["requests"] += 1
@@ -478,11 +482,21 @@ class Simulator:
             self.stats["max_body_bytes"] = max(self.stats["max_body_bytes"], req.body_bytes)
         return entry
 
+    def annotate_request(self, seq, **fields):
+        """Adds fields to request `seq`'s log entry (an extra route saying what it did)."""
+        with self.lock:
+            for entry in reversed(self.requests):
+                if entry["seq"] == seq:
+                    entry.update(fields)
+                    return
+
     def log_finish(self, entry, status, outcome, started):
         """status: the status line sent (None if none); outcome: answered, close, reset, ..."""
         with self.lock:
+            now = time.monotonic()
             entry.update(status=status, outcome=outcome, done=True,
-                         duration_ms=round((time.monotonic() - started) * 1000, 3))
+                         finished_s=round(now - self.epoch, 3),
+                         duration_ms=round((now - started) * 1000, 3))
             self.stats["statuses"][str(status) if status is not None else outcome] += 1
 
     def requests_view(self, since):
@@ -1239,7 +1253,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._send(self._run(route, params, allowed, req))
             return
         fault = self.sim.take_fault(req.path)
-        self._pending = (self.sim.log_start(req, fault), fault, started, req)
+        self._pending = (self.sim.log_start(req, fault, started), fault, started, req)
         if fault is None:
             self._send(self._run(route, params, allowed, req))
         else:

@@ -522,6 +522,9 @@ class BayeuxEndpoint:
         with self.cond:
             self._sweep()
             behaviour = self._take_behaviour(messages)
+        sim.annotate_request(req.seq, bayeux={
+            "messages": [message_kind(m.get("channel")) for m in messages],
+            "behaviour": {"id": behaviour.id, "action": behaviour.action} if behaviour else None})
         ex = Exchange(req, messages, behaviour, wire)
         if ex.action in UNPROCESSED_ACTIONS:
             return self._unprocessed_answer(ex)

@@ -181,17 +181,51 @@ import Testing
         try expectDelivery(s, 3, "and later")
     }
 
+    /// The connects the simulator saw, in order, from its request log (`started_s` when one
+    /// arrived, `finished_s` when its answer went out, on the simulator's clock).
+    func connects(_ simulator: Simulator) throws -> [JSONDict] {
+        try simulator.requests().filter {
+            $0.string("path") == "/notification/realtime" && ($0.object("bayeux")?["messages"] as? [String]) == ["connect"]
+        }
+    }
+
+    /// One connect is answered with `advice.interval` 5000 ms: the next connect reaches the
+    /// simulator no sooner than 5 s after that answer went out, while the connect before it,
+    /// answered with interval 0, was followed at once. Times are the simulator's own.
     @Test func anIntervalInTheAdviceSpacesTheConnects() throws {
         let s = try connected()
         defer { s.daemon.stop() }
         try behave(s.simulator, ["on": "connect", "count": 1, "action": "advice", "advice": ["interval": 5000]])
-        try expectDelivery(s, 1, "the advised answer")
-        let before = try stats(s.simulator).int("connects") ?? 0
-        sleep(.seconds(1))
-        #expect(try stats(s.simulator).int("connects") == before, "no connect within the advised 5 s")
-        #expect(try poll(timeout: .seconds(20)) { (try stats(s.simulator).int("connects") ?? 0) > before })
+        // The connect held now ends with a delivery; the next one meets the behaviour and is
+        // answered with the advice when its 4 s hold ends.
+        try expectDelivery(s, 1, "the delivery that ends the held connect")
+        var window: (before: JSONDict, advised: JSONDict, next: JSONDict)?
+        let seen = try poll(timeout: .seconds(40), interval: .milliseconds(100)) {
+            let all = try connects(s.simulator)
+            guard let index = all.firstIndex(where: { $0.object("bayeux")?.object("behaviour")?.string("action") == "advice" }),
+                  index >= 1, index + 1 < all.count else { return false }
+            window = (all[index - 1], all[index], all[index + 1])
+            return true
+        }
+        let log = try connects(s.simulator).map(jsonText)
+        #expect(seen, "a connect answered with the advice and one after it: \(log.suffix(6)); daemon: \(s.daemon.stderrText.suffix(1500))")
+        guard let window else { return }
+        func seconds(_ entry: JSONDict, _ key: String) -> Double? { (entry[key] as? NSNumber)?.doubleValue }
+        let answered = try #require(seconds(window.advised, "finished_s"), "the advised connect was answered: \(jsonText(window.advised))")
+        let arrived = try #require(seconds(window.next, "started_s"))
+        let gap = arrived - answered
+        #expect(window.advised.string("outcome") == "answered", "\(jsonText(window.advised))")
+        // The client starts waiting when it has read the answer, after the simulator logged it.
+        #expect(gap >= 4.95, "the next connect came \(String(format: "%.3f", gap)) s after the answer that advised 5 s")
+        let unadvised = try #require(seconds(window.advised, "started_s")) - (seconds(window.before, "finished_s") ?? .infinity)
+        #expect(unadvised < 4, "after the answer before it (interval 0) the client connected again at once, not after \(String(format: "%.3f", unadvised)) s")
+        print("advice interval: the connect after the 5000 ms advice came \(String(format: "%.3f", gap)) s after that answer; after the one before (interval 0), \(String(format: "%.3f", unadvised)) s")
+        try expectDelivery(s, 2, "after the interval")
     }
 
+    /// "For good": after the stop, no Bayeux request at all (connect or handshake) for 10 s,
+    /// longer than a retry (backoff at most 1 s here) or a session presumed expired (hold 4 s
+    /// + margin 3 s) would take to send one; the state still says stopped, the daemon is up.
     @Test func aNegativeIntervalStopsTheDownlinkForGood() throws {
         let s = try connected()
         defer { s.daemon.stop() }
@@ -200,9 +234,14 @@ import Testing
         #expect(try s.receiver.waitFor(phase: "stopped"))
         #expect(try s.receiver.state()?.string("stop_reason")?.contains("negative") == true)
         #expect(try s.receiver.numbers() == [1], "the answer's events are kept")
-        let connects = try stats(s.simulator).int("connects")
-        sleep(.seconds(2))
-        #expect(try stats(s.simulator).int("connects") == connects)
+        func bayeuxRequests() throws -> [JSONDict] {
+            try s.simulator.requests().filter { $0.string("path") == "/notification/realtime" }
+        }
+        let before = try bayeuxRequests().count
+        sleep(.seconds(10))
+        let after = try bayeuxRequests()
+        #expect(after.count == before, "Bayeux requests after the stop: \(after.dropFirst(before).map(jsonText))")
+        #expect(try s.receiver.state()?.string("phase") == "stopped")
         #expect(s.daemon.isRunning)
     }
 

@@ -40,28 +40,55 @@ import Testing
     @Test func aBatchIsAllOrNothing() async throws {
         var configuration = OutboxConfiguration()
         configuration.database.capacity = CapacityPolicy(maxRecords: 5)
-        let outbox = try Outbox(path: dir.file("b.db"), configuration: configuration)
-        defer { outbox.close() }
+        let path = dir.file("b.db")
+        let outbox = try Outbox(path: path, configuration: configuration)
         let now = Timestamp.nowMilliseconds()
         let records = try (0..<4).map { try input($0).validated(now: now, maxBodyBytes: 1 << 20) }
         _ = try await outbox.enqueue(records)
         await #expect(throws: OutboxFullError.self) { _ = try await outbox.enqueue(records) }
         let ids = try await outbox.enqueue([records[0]])
         #expect(ids.count == 1)
+        outbox.close()
+        let db = try Database.open(path: path)
+        #expect(try db.scalarInt("SELECT count(*) FROM outbox") == 5, "the first batch and the last record; nothing of the refused batch")
     }
 
+    /// Two batches of two race for three places: one is stored whole and gets its ids, the
+    /// other is refused whole with the outbox-full error (not any error), and the table holds
+    /// exactly the winner's rows.
     @Test func aFullOutboxFailsOnlyTheRequestThatDoesNotFit() async throws {
         var configuration = OutboxConfiguration()
         configuration.database.capacity = CapacityPolicy(maxRecords: 3)
-        let outbox = try Outbox(path: dir.file("f.db"), configuration: configuration)
-        defer { outbox.close() }
+        let path = dir.file("f.db")
+        let outbox = try Outbox(path: path, configuration: configuration)
         let now = Timestamp.nowMilliseconds()
         let two = try (0..<2).map { try input($0).validated(now: now, maxBodyBytes: 1 << 20) }
-        let results = await withTaskGroup(of: Bool.self) { group in
-            for _ in 0..<2 { group.addTask { (try? await outbox.enqueue(two)) != nil } }
+        let results = await withTaskGroup(of: Result<[Int64], any Error>.self) { group in
+            for _ in 0..<2 {
+                group.addTask {
+                    do { return .success(try await outbox.enqueue(two)) } catch { return .failure(error) }
+                }
+            }
             return await group.reduce(into: []) { $0.append($1) }
         }
-        #expect(results.filter { $0 }.count == 1, "one batch of two fits, the other is refused whole")
+        outbox.close()
+        let stored = results.compactMap { try? $0.get() }
+        let refused = results.compactMap { result -> (any Error)? in
+            if case .failure(let error) = result { return error }
+            return nil
+        }
+        #expect(stored.count == 1 && refused.count == 1, "one batch of two fits, the other is refused whole: \(results)")
+        let ids = try #require(stored.first)
+        #expect(ids.count == 2)
+        let full = try #require(refused.first as? OutboxFullError, "refused with the outbox-full error, not \(refused)")
+        #expect(full.limit == "max_records")
+        #expect(full.records == 2, "the refusal saw the two records stored before it")
+        let db = try Database.open(path: path)
+        let rows = try db.prepare("SELECT id FROM outbox ORDER BY id")
+        var storedIDs: [Int64] = []
+        while try rows.step() { storedIDs.append(rows.int64(0)) }
+        #expect(storedIDs == ids, "exactly the accepted batch's rows are stored")
+        #expect(try OutboxStore(db).total().records == 2)
     }
 
     @Test func invalidInputIsRefusedBeforeTheWriter() async throws {

@@ -58,7 +58,17 @@ import Testing
         var outages: [(from: Date, to: Date)] = [], listeningWhileDown = 0
         var resident = ResidentSamples()
         var diedByItself: String?
-        var peakRSS = 0
+        // The daemon's peak resident set (VmHWM), read after every phase and before it stops;
+        // a reading that fails is counted, so a measurement that never happened cannot pass.
+        var peakRSS = 0, rssReadings = 0, rssMisses = 0
+        func readPeakRSS() {
+            if let kib = peakRSSKiB(daemon.pid) {
+                rssReadings += 1
+                peakRSS = max(peakRSS, kib)
+            } else {
+                rssMisses += 1
+            }
+        }
         let started = ContinuousClock.now
         for phase in plan {
             guard daemon.isRunning else {
@@ -162,7 +172,7 @@ import Testing
             try simulator.control("DELETE", "/_sim/faults")
             try simulator.control("DELETE", "/_sim/bayeux/behaviours")
             try log.refresh()
-            peakRSS = max(peakRSS, peakRSSKiB(daemon.pid) ?? 0)
+            readPeakRSS()
             resident.sample(daemon.pid, keep: true)
         }
         let troubled = ContinuousClock.now - started
@@ -201,7 +211,7 @@ import Testing
             ((try? device.inbox()) ?? []).contains { notificationNumber($0.object("data")) == final }
         }
         #expect(arrived, "a notification published after the soak arrives: \(daemon.stderrText.suffix(1500))")
-        peakRSS = max(peakRSS, peakRSSKiB(daemon.pid) ?? 0)
+        readPeakRSS()
         #expect(daemon.isRunning, "edgebuf run stopped by itself: exit \(daemon.exitStatus ?? -1): \(daemon.stderrText.suffix(1500))")
         daemon.send(SIGTERM)
         #expect(daemon.wait(timeout: .seconds(15)) == 0, "run stops cleanly on SIGTERM: \(daemon.stderrText.suffix(800))")
@@ -257,9 +267,20 @@ import Testing
         #expect(storedInOrder == storedInOrder.sorted(), "notifications stored out of their delivery order")
         #expect(try device.auditIntact(), "the audit chain verifies")
         print("soak: peak RSS of edgebuf run \(peakRSS) KiB; largest anonymous \(resident.maxAnon) KiB, file-backed \(resident.maxFile) KiB; after each phase, anonymous + file-backed MiB: \(resident.series)")
-        #expect(peakRSS > 0)
-        withKnownIssue("the peak RSS of edgebuf run (debug build) went over 50 MiB (50.1-50.6 MiB in 4 of 16 runs) when a backlog of ~10k records drained after the soak in 16 KB requests while the downlink ran; about 40 MiB of it are file-backed pages (the 42 MB debug binary and its libraries), the heap grew from about 6 to over 10 MiB during that drain", isIntermittent: true) {
-            #expect(peakRSS < 50 * 1024, "peak RSS \(peakRSS) KiB")
+        #expect(rssMisses == 0 && rssReadings == plan.count + 1 && peakRSS > 0,
+                "the peak RSS was read from the running daemon after each of the \(plan.count) phases and before it stopped: \(rssReadings) readings, \(rssMisses) failed")
+        // Memory is not bounded yet (issue 12, bounded memory): until it is, the bound is not
+        // enforced, but the test says what it measured against it, and a peak over it is
+        // recorded as a known issue (tools/test lists those). Once memory is bounded, drop the
+        // withKnownIssue.
+        let rssBoundKiB = 50 * 1024
+        let overBound = peakRSS >= rssBoundKiB
+        let memory = "peak RSS (VmHWM) of edgebuf run \(peakRSS) KiB (\(String(format: "%.1f", Double(peakRSS) / 1024)) MiB) against the bound \(rssBoundKiB) KiB (\(rssBoundKiB / 1024) MiB): \(overBound ? "OVER the bound; not enforced until memory is bounded (issue 12), recorded as a known issue" : "within the bound (not enforced until memory is bounded, issue 12)")"
+        print("soak: MEMORY: \(memory)")
+        // A warning, not a failure: tools/test shows it in every run, within the bound or not.
+        Issue.record(Comment(rawValue: memory), severity: .warning)
+        withKnownIssue("issue 12, bounded memory: the peak RSS of edgebuf run (debug build) has gone over 50 MiB (50.1-50.6 MiB in 4 of 16 runs) when a backlog of ~10k records drained after the soak in 16 KB requests while the downlink ran; about 40 MiB of it are file-backed pages (the 42 MB debug binary and its libraries), the heap grew from about 6 to over 10 MiB during that drain", isIntermittent: true) {
+            #expect(peakRSS < rssBoundKiB, "peak RSS \(peakRSS) KiB, over the \(rssBoundKiB) KiB bound")
         }
 
         // The premises, from the evidence: each kind of trouble happened and the daemon met it.

@@ -564,6 +564,12 @@ class FaultTests(SimTestCase):
         self.assertEqual(self.send()[0], 200)
         self.assertGreaterEqual(time.monotonic() - started, 0.28)
         self.assertEqual(len(self.records()), 1)
+        # The request log's times: read at started_s, answered at finished_s, delay between.
+        entry = self.sim.control("GET", "/_sim/requests")["requests"][-1]
+        self.assertGreaterEqual(entry["started_s"], 0)
+        self.assertGreaterEqual(entry["finished_s"] - entry["started_s"], 0.29)
+        self.assertAlmostEqual(entry["finished_s"] - entry["started_s"],
+                               entry["duration_ms"] / 1000, delta=0.01)
 
     def test_hang(self):
         self.fault(action="hang")
@@ -835,11 +841,23 @@ class LifecycleTests(unittest.TestCase):
         hanging = sim.connection(timeout=5)  # a hanging request must not block the exit
         sim.control("POST", "/_sim/faults", {"action": "hang"})
         hanging.request("POST", "/v5/device-auth", body=b"{}")
-        time.sleep(0.2)
+        # The premise: the simulator holds that request, unanswered, when SIGTERM comes.
+        deadline = time.monotonic() + 10
+        held = []
+        while not held and time.monotonic() < deadline:
+            held = [e for e in sim.control("GET", "/_sim/requests")["requests"]
+                    if e["path"] == "/v5/device-auth" and not e["done"]
+                    and (e["fault"] or {}).get("action") == "hang"]
+            if not held:
+                time.sleep(0.05)
+        self.assertEqual(len(held), 1, "the hanging request reached the simulator before SIGTERM")
         started = time.monotonic()
         self.assertEqual(sim.stop(), 0)
         self.assertLess(time.monotonic() - started, 5)
         self.assertFalse(os.path.exists(ca_dir))
+        # It was never answered: the exit closed it.
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionError, ssl.SSLError)):
+            hanging.getresponse()
         hanging.close()
 
     def test_sigint_exits_cleanly(self):

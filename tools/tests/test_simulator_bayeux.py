@@ -542,6 +542,19 @@ class SessionTests(BayeuxTestCase):
         self.assertEqual([(e["path"], e["status"]) for e in log], [(MOUNT, 503), (MOUNT, 200)])
         self.assertEqual(self.stats()["handshakes"], 1)  # the faulted one never reached Bayeux
 
+    def test_the_request_log_names_the_messages_and_the_behaviour_of_each_post(self):
+        self.sim.control("POST", "/_sim/reset")
+        cid = self.session(timeout_ms=300)
+        self.behave({"action": "advice", "advice": {"interval": 5000}})
+        self.connect(cid)
+        log = [e for e in self.sim.control("GET", "/_sim/requests")["requests"] if e["path"] == MOUNT]
+        self.assertEqual([e["bayeux"]["messages"] for e in log],
+                         [["handshake"], ["subscribe"], ["connect"], ["connect"]])
+        self.assertEqual([e["bayeux"]["behaviour"] for e in log[:3]], [None, None, None])
+        self.assertEqual(log[3]["bayeux"]["behaviour"]["action"], "advice")
+        self.assertGreaterEqual(log[3]["finished_s"], log[3]["started_s"])
+        self.assertGreaterEqual(log[3]["started_s"], log[2]["finished_s"])
+
 
 class BehaviourTests(BayeuxTestCase):
     """Queued behaviours, one test each, against a session whose first connect is done."""

@@ -96,10 +96,9 @@ final class FullDiskRun {
 
     /// With the application stopped and space back: the outbox drains, the downlink takes a
     /// notification published after everything before it, a new record is delivered, the
-    /// daemon (which must still be running) stops with 0 on SIGTERM; then every check.
-    /// `uncoveredKnownIssue`: why notifications may be missing without a gap marker (a known
-    /// issue), if they may.
-    func finish(uncoveredKnownIssue: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    /// daemon (which must still be running) stops with 0 on SIGTERM; then every check. A
+    /// delivered notification missing without a gap marker always fails.
+    func finish(sourceLocation: SourceLocation = #_sourceLocation) throws {
         let drained = poll(timeout: .seconds(60), interval: .milliseconds(200)) { device.outboxIsEmpty }
         #expect(drained, "the outbox drained: \(daemon.stderrText.suffix(1500))", sourceLocation: sourceLocation)
         publisher.stop()
@@ -151,13 +150,7 @@ final class FullDiskRun {
         // Downlink: stored once, or a gap marker where it is missing.
         let inbox = try InboxReconciliation(simulator: simulator, device: device)
         #expect(inbox.storedTwice.isEmpty, "stored twice: \(inbox.storedTwice.prefix(20))", sourceLocation: sourceLocation)
-        if let uncoveredKnownIssue {
-            withKnownIssue(uncoveredKnownIssue, isIntermittent: true, sourceLocation: sourceLocation) {
-                #expect(inbox.uncovered.isEmpty, "lost without a gap marker: \(inbox)", sourceLocation: sourceLocation)
-            }
-        } else {
-            #expect(inbox.uncovered.isEmpty, "lost without a gap marker: \(inbox)", sourceLocation: sourceLocation)
-        }
+        #expect(inbox.uncovered.isEmpty, "lost without a gap marker: \(inbox)", sourceLocation: sourceLocation)
         storedNotifications = inbox.storedCounts.count
         #expect(try device.auditIntact(), sourceLocation: sourceLocation)
         // Every data request the platform answered has its audit row, also those whose row

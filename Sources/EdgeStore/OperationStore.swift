@@ -33,6 +33,9 @@ public struct OperationRun: Sendable, Equatable {
 
 /// The tables of Cumulocity device control (`operation_final`, `operation_runs`) and the
 /// lookups of one operation's records in the outbox. Writes run in the caller's transaction.
+/// Every statement is reset when its method returns: one left stepping would hold a read
+/// snapshot, and the next write transaction on the connection, once another process has
+/// committed, fails at once with SQLITE_BUSY (not after the busy timeout).
 public final class OperationStore {
     let db: Connection
 
@@ -42,6 +45,7 @@ public final class OperationStore {
     /// oldest first.
     public func pendingStatuses(of operationID: String) throws -> [PendingOperationStatus] {
         let stmt = try db.cached("SELECT id, substr(payload, 1, 40) FROM outbox WHERE kind = 'operation_status' AND target = ? ORDER BY id")
+        defer { stmt.reset() }
         try stmt.bind(operationID, at: 1)
         var out: [PendingOperationStatus] = []
         while try stmt.step() {
@@ -55,6 +59,7 @@ public final class OperationStore {
     /// The final status the platform accepted, if any.
     public func deliveredFinal(of operationID: String) throws -> DeliveredFinalStatus? {
         let stmt = try db.cached("SELECT status, record_id FROM operation_final WHERE operation_id = ?")
+        defer { stmt.reset() }
         try stmt.bind(operationID, at: 1)
         guard try stmt.step(), let status = OperationStatus(rawValue: stmt.text(0)) else { return nil }
         return DeliveredFinalStatus(status: status, recordID: stmt.int64(1))
@@ -64,6 +69,7 @@ public final class OperationStore {
     public func noteDelivered(operationID: String, status: OperationStatus, recordID: Int64, now: Int64) throws {
         guard status.isFinal else { return }
         let stmt = try db.cached("INSERT OR IGNORE INTO operation_final (operation_id, status, record_id, delivered_at) VALUES (?, ?, ?, ?)")
+        defer { stmt.reset() }
         try stmt.bind(operationID, at: 1)
         try stmt.bind(status.rawValue, at: 2)
         try stmt.bind(recordID, at: 3)
@@ -76,6 +82,7 @@ public final class OperationStore {
     /// The run of an operation, if `inbox exec --operations` took it on.
     public func run(of operationID: String) throws -> OperationRun? {
         let stmt = try db.cached("SELECT consumer, inbox_id, state, final_status, started_at FROM operation_runs WHERE operation_id = ?")
+        defer { stmt.reset() }
         try stmt.bind(operationID, at: 1)
         guard try stmt.step() else { return nil }
         return OperationRun(operationID: operationID, consumer: stmt.text(0), inboxID: stmt.int64(1),
@@ -87,6 +94,7 @@ public final class OperationStore {
     /// Notes that the operation's handler is about to start.
     public func start(operationID: String, consumer: String, inboxID: Int64, now: Int64) throws {
         let stmt = try db.cached("INSERT INTO operation_runs (operation_id, consumer, inbox_id, state, started_at) VALUES (?, ?, ?, 'executing', ?)")
+        defer { stmt.reset() }
         try stmt.bind(operationID, at: 1)
         try stmt.bind(consumer, at: 2)
         try stmt.bind(inboxID, at: 3)
@@ -102,6 +110,7 @@ public final class OperationStore {
             VALUES (?, ?, ?, 'final', ?, ?, ?)
             ON CONFLICT (operation_id) DO UPDATE SET state = 'final', final_status = excluded.final_status, finished_at = excluded.finished_at
             """)
+        defer { stmt.reset() }
         try stmt.bind(operationID, at: 1)
         try stmt.bind(consumer, at: 2)
         try stmt.bind(inboxID, at: 3)

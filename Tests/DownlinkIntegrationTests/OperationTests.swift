@@ -73,6 +73,7 @@ import Testing
                   *mode-fail*) echo "first line" >&2; echo "disk full (password \(Simulator.cumulocityUsers.first!.value))" >&2; exit 3 ;;
                   *mode-crash*) echo "about to crash" >&2; kill -SEGV $$ ;;
                   *mode-hang*) sleep 30 ;;
+                  *mode-slow*) sleep 0.$(( $(od -An -N1 -tu1 /dev/urandom) % 4 )); echo '{"c8y_Result": {"slow": true}}' ;;
                   *mode-wait*) while [ ! -e \(directory.file("go")) ]; do sleep 0.05; done; echo '{"c8y_Result": {"waited": true}}' ;;
                   *) exit 9 ;;
                 esac
@@ -249,5 +250,73 @@ import Testing
         let recoveries = try device.receiver.audit().filter { $0.string("event") == "operations_recovered" }.compactMap { $0.object("detail") }
         let afterGap = recoveries.filter { ($0.string("trigger") ?? "").hasPrefix("after gap marker") }
         #expect(afterGap.contains { $0.int("stored") == 7 && ($0.int("pages") ?? 0) >= 4 }, "\(recoveries)")
+    }
+
+    /// `kill -9` of `edgebuf run` and of `inbox exec --operations` at random moments while
+    /// operations arrive (some while the daemon is down, so only the recovery after its gap
+    /// marker finds them): every operation ends in a final status exactly once, the platform
+    /// never refuses a transition, no handler runs twice (an interrupted run ends FAILED
+    /// "interrupted"), and the audit chain holds.
+    @Test func kill9OfRunAndExecLeavesEveryOperationFinalExactlyOnce() throws {
+        let seed = UInt64(ProcessInfo.processInfo.environment["EDGEBUF_CRASH_SEED"] ?? "") ?? UInt64.random(in: 1...1_000_000)
+        var random = SplitMix64(seed: seed)
+        print("operation kill -9: seed \(seed) (EDGEBUF_CRASH_SEED=\(seed) replays the kill schedule)")
+        let device = try Device()
+        var daemon = try device.receiver.start()
+        var execs = 0
+        func startExec() throws -> ChildProcess {
+            execs += 1
+            return try device.execInBackground(["--timeout", "10"], tag: "exec-\(execs)")
+        }
+        var exec = try startExec()
+        defer {
+            daemon.stop()
+            exec.stop()
+        }
+        #expect(try device.receiver.waitFor(phase: "connected"), "\(daemon.stderrText.suffix(2000))")
+        var created: [String] = []
+        for cycle in 0..<30 {
+            if cycle < 16 { created.append(try device.createOperation("slow")) }
+            sleep(.milliseconds(Int64.random(in: 50...400, using: &random)))
+            switch Int.random(in: 0..<3, using: &random) {
+            case 0:
+                daemon.kill9()
+                _ = daemon.wait(timeout: .seconds(5))
+                if cycle < 16 && Bool.random(using: &random) { created.append(try device.createOperation("slow")) }  // heard by nobody
+                daemon = try device.receiver.start()
+            case 1:
+                exec.kill9()
+                _ = exec.wait(timeout: .seconds(5))
+                exec = try startExec()
+            default:
+                daemon.kill9()
+                exec.kill9()
+                _ = daemon.wait(timeout: .seconds(5))
+                _ = exec.wait(timeout: .seconds(5))
+                daemon = try device.receiver.start()
+                exec = try startExec()
+            }
+        }
+        let finished = try device.waitForFinal(created, timeout: .seconds(60))
+        #expect(finished, "seed \(seed): \(device.diagnostics(daemon)) exec: \(exec.stderrText.suffix(1500))")
+
+        let platform = try device.platform()
+        #expect(platform.refused.isEmpty, "seed \(seed): the platform refused \(platform.refused)")
+        let runs = device.runs()
+        for id in created {
+            let seen = transitions(platform.transitions, id).filter { !$0.hasSuffix("(repeat)") }
+            let finals = seen.filter { $0.hasSuffix(">SUCCESSFUL") || $0.hasSuffix(">FAILED") }
+            #expect(finals.count == 1, "seed \(seed): \(id) went \(seen)")
+            #expect(!seen.dropFirst().contains { $0.hasSuffix(">EXECUTING") }, "seed \(seed): \(id) went \(seen)")
+            #expect(runs.filter { $0 == id }.count <= 1, "seed \(seed): the handler of \(id) ran \(runs.filter { $0 == id }.count) times")
+            let operation = platform.operations[id]
+            if operation?.string("status") == "FAILED" {
+                #expect(operation?.string("failureReason")?.hasPrefix("interrupted") == true, "seed \(seed): \(id): \(operation?.string("failureReason") ?? "")")
+            } else {
+                #expect(operation?.object("c8y_Result")?.bool("slow") == true && runs.contains(id), "seed \(seed): \(id) SUCCESSFUL without its handler's result")
+            }
+        }
+        print("operation kill -9: \(created.count) operations, \(platform.operations.values.filter { $0.string("status") == "SUCCESSFUL" }.count) SUCCESSFUL, \(platform.operations.values.filter { $0.string("status") == "FAILED" }.count) FAILED interrupted")
+        #expect(try device.receiver.auditIntact())
     }
 }

@@ -13,7 +13,7 @@ import EdgeStore
 ///
 /// | the record | the platform already accepted a final F | no final accepted yet |
 /// |---|---|---|
-/// | EXECUTING | withheld | withheld if a final status of the operation waits in the outbox (it supersedes EXECUTING; the platform takes PENDING -> final); else sent |
+/// | EXECUTING | withheld | withheld if an older final status of the operation waits in the outbox (it supersedes EXECUTING; the platform takes PENDING -> final); else sent, ahead of any younger final status |
 /// | final S | sent if S == F (a repeat, idempotent); withheld otherwise | withheld if the operation's first waiting final record is older and of another status (that one ends the operation); else sent |
 public enum OperationStatusOrder {
     /// The verdict for one record.
@@ -38,8 +38,12 @@ public enum OperationStatusOrder {
         }
         let others = waiting.filter { $0.recordID != recordID }
         if status == .executing {
-            if let final = others.first(where: { $0.status.isFinal }) {
-                return .withhold("superseded: the final status \(final.status.rawValue) of this operation (record \(final.recordID)) is waiting, and EXECUTING must not follow it")
+            // An older final status waiting means EXECUTING came too late: sent now it would
+            // follow that one. A younger one goes after it (requests are sent one at a time,
+            // oldest first; if it drains first, from a more urgent class, it is delivered by the
+            // time EXECUTING comes up, and the check above withholds EXECUTING then).
+            if let final = others.first(where: { $0.status.isFinal && $0.recordID < recordID }) {
+                return .withhold("superseded: the final status \(final.status.rawValue) of this operation (record \(final.recordID)) was enqueued before it, and EXECUTING must not follow it")
             }
             return .send
         }

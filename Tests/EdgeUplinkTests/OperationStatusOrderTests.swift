@@ -14,12 +14,14 @@ import Testing
         #expect(OperationStatusOrder.decide(recordID: 1, status: .executing, waiting: [P(recordID: 1, status: .executing)], delivered: nil) == .send)
     }
 
-    @Test func executingIsWithheldOnceAFinalStatusWaitsEarlierOrLater() {
-        for final in [P(recordID: 2, status: .successful), P(recordID: 0, status: .failed)] {
+    @Test func executingIsWithheldBehindAnOlderWaitingFinalStatusAndSentAheadOfAYoungerOne() {
+        for final in [P(recordID: 0, status: .failed), P(recordID: 0, status: .successful)] {
             let decision = OperationStatusOrder.decide(recordID: 1, status: .executing, waiting: [P(recordID: 1, status: .executing), final], delivered: nil)
             guard case .withhold(let reason) = decision else { Issue.record("\(final) did not withhold EXECUTING"); continue }
             #expect(reason.contains("superseded") && reason.contains(final.status.rawValue))
         }
+        // The usual case offline: EXECUTING, then the outcome, both waiting: EXECUTING goes first.
+        #expect(OperationStatusOrder.decide(recordID: 1, status: .executing, waiting: [P(recordID: 1, status: .executing), P(recordID: 2, status: .successful)], delivered: nil) == .send)
     }
 
     @Test func executingAfterADeliveredFinalIsWithheld() {

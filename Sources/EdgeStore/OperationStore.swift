@@ -29,6 +29,15 @@ public struct OperationRun: Sendable, Equatable {
     public var state: State
     public var finalStatus: OperationStatus?
     public var startedAt: Int64
+
+    public init(operationID: String, consumer: String, inboxID: Int64, state: State, finalStatus: OperationStatus?, startedAt: Int64) {
+        self.operationID = operationID
+        self.consumer = consumer
+        self.inboxID = inboxID
+        self.state = state
+        self.finalStatus = finalStatus
+        self.startedAt = startedAt
+    }
 }
 
 /// The tables of Cumulocity device control (`operation_final`, `operation_runs`) and the

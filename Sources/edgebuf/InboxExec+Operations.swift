@@ -75,8 +75,19 @@ extension InboxExec {
                                                environment: ["EDGEBUF_OPERATION_ID": notice.operationID])
                     if outcome.succeeded || attempt >= attempts {
                         let final = runner.final(of: outcome, attempts: attempt, timeout: timeout)
-                        try runner.finish(notice, entry: entry, final: final, event: "operation_finished", attempts: attempt)
-                        return true
+                        // The handler has run: its outcome waits for room (a full outbox under
+                        // reject-new, a full disk) rather than being lost to "interrupted".
+                        var wait = retryInitial
+                        while true {
+                            do {
+                                try runner.finish(notice, entry: entry, final: final, event: "operation_finished", attempts: attempt)
+                                return true
+                            } catch let error where error is OutboxFullError || (error as? DatabaseError)?.isDiskFull == true {
+                                FileOutput.standardError.write("edgebuf: inbox exec: operation \(notice.operationID): its \(final.status.rawValue) cannot be stored yet (\(error)); retrying in \(String(format: "%.1f", wait)) s\n")
+                                try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
+                                wait = min(wait * 2, retryMax)
+                            }
+                        }
                     }
                     var detail = JSONObject()
                     detail.add("consumer", options.consumer)

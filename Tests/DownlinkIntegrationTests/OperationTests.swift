@@ -320,4 +320,25 @@ import Testing
         print("operation kill -9: \(created.count) operations, \(platform.operations.values.filter { $0.string("status") == "SUCCESSFUL" }.count) SUCCESSFUL, \(platform.operations.values.filter { $0.string("status") == "FAILED" }.count) FAILED interrupted")
         #expect(try device.receiver.auditIntact())
     }
+
+    /// With room for one record (`max_records = 1`, reject-new) and no daemon, EXECUTING fills
+    /// the outbox: the handler's outcome waits for room instead of being lost, and arrives
+    /// once a flush has made it.
+    @Test func anOutcomeWaitsForRoomInAFullOutbox() throws {
+        let device = try Device()
+        let text = try String(contentsOfFile: device.receiver.config, encoding: .utf8)
+        try ("[database]\nmax_records = 1\n\n" + text).write(toFile: device.receiver.config, atomically: true, encoding: .utf8)
+        let id = try device.createOperation("ok", publish: false)
+        let exec = try device.execInBackground(["--once", "--retry-initial", "0.2", "--retry-max", "0.5"])
+        defer { exec.stop() }
+        #expect(poll(timeout: .seconds(20)) { exec.stderrText.contains("cannot be stored yet") }, "\(exec.stderrText)")
+        #expect(device.runs() == [id])
+        let flush = try device.receiver.eb(["flush", "--timeout", "20"])
+        #expect(flush.status == 0, "\(flush.stderr)")
+        #expect(exec.wait(timeout: .seconds(20)) == 0, "\(exec.stderrText)")
+        #expect(try device.receiver.eb(["flush", "--timeout", "20"]).status == 0)
+        let platform = try device.platform()
+        #expect(transitions(platform.transitions, id) == ["PENDING>EXECUTING", "EXECUTING>SUCCESSFUL"], "\(device.diagnostics(nil))")
+        #expect(platform.operations[id]?.object("c8y_Result")?.bool("ok") == true)
+    }
 }

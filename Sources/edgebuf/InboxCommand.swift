@@ -12,7 +12,8 @@ struct InboxCommand: ParsableCommand {
             Each notification is one JSON line: {"id":N,"kind":"notification","channel":"/operations/1",\
             "realtime_action":"CREATE","received_at":"...","data":{...}}. A gap marker \
             ({"kind":"gap","data":{"reason":...}}) says the session was re-established and \
-            notifications sent meanwhile may be missing: fetch what matters over REST. \
+            notifications sent meanwhile may be missing: fetch what matters over REST (inbox exec \
+            --operations does it for Cumulocity operations). \
             --channel takes a glob: * matches any characters (/ included), ? one.
             """,
         subcommands: [InboxList.self, InboxFollow.self, InboxExec.self, InboxConsumers.self]
@@ -59,7 +60,7 @@ struct InboxList: ParsableCommand {
         case .notification:
             var data = entry.data
             if data.count > 100 { data = String(data.prefix(99)) + "…" }
-            let action = entry.realtimeAction.map { " \($0)" } ?? ""
+            let action = entry.realtimeAction.map { " \($0)" } ?? (entry.recovered ? " RECOVERED" : "")
             return head + "\(entry.channel ?? "")\(action)  \(data)"
         }
     }

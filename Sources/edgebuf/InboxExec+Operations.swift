@@ -28,7 +28,18 @@ extension InboxExec {
         }
         let cursor = try InboxCursor(global: global, options: options)
         let client = try HTTPClient(configuration: uplink.transport, logger: logger)
-        defer { Task { await client.shutdown() } }
+        do {
+            try await handleOperations(cursor: cursor, client: client, deviceID: deviceID, outbox: outboxConfiguration,
+                                       uplink: uplink, downlink: downlink)
+        } catch {
+            await client.shutdown()
+            throw error
+        }
+        await client.shutdown()
+    }
+
+    private func handleOperations(cursor: InboxCursor, client: HTTPClient, deviceID: String, outbox outboxConfiguration: OutboxConfiguration,
+                                  uplink: UplinkConfiguration, downlink: DownlinkSettings) async throws {
         let runner = OperationRunner(db: cursor.db, consumer: options.consumer, deviceID: deviceID, outbox: outboxConfiguration,
                                      uplink: uplink, secrets: [uplink.password?.value, downlink.session.password?.value].compactMap { $0 },
                                      client: client, pageSize: recoveryPageSize)

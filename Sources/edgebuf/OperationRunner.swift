@@ -247,7 +247,8 @@ final class OperationRunner {
             detail.add("device_id", deviceID)
             detail.add("found", result.operations.count)
             detail.add("pages", result.pages)
-            detail.add("duration_ms", Int64((ContinuousClock.now - started).components.seconds * 1000 + (ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000))
+            let took = ContinuousClock.now - started
+            detail.add("duration_ms", took.components.seconds * 1000 + took.components.attoseconds / 1_000_000_000_000_000)
             return try InboxStore(db).insertRecovered(missing.map { ($0.id, $0.data) }, channel: channel, audit: detail, receivedAt: now)
         }
         if !stored.isEmpty {

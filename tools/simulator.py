@@ -311,7 +311,7 @@ def default_config(token_lifetime=DEFAULT_TOKEN_LIFETIME, max_body_bytes=DEFAULT
 class Simulator:
     """All mutable state, guarded by one lock. Handlers call the public methods only."""
 
-    def __init__(self, config, devices, c8y_users, keep="all", verbose=False):
+    def __init__(self, config, devices, c8y_users, keep="all", verbose=False, first_id=10001):
         self.lock = threading.RLock()
         self.stopping = threading.Event()
         self.epoch = time.monotonic()  # the request log's started_s / finished_s count from here
@@ -324,7 +324,7 @@ class Simulator:
         self.tokens: dict[str, list] = {}  # token -> [device_id, expires_at (monotonic)]
         self._seq = itertools.count(1)
         self._conn_ids = itertools.count(1)
-        self._object_ids = itertools.count(10001)
+        self._object_ids = itertools.count(first_id)
         self.faults = FaultQueue()
         self.clear()
 
@@ -1463,6 +1463,9 @@ def parse_args(argv):
     p.add_argument("--token-lifetime", type=float, default=DEFAULT_TOKEN_LIFETIME)
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     p.add_argument("--keep", choices=("all", "count"), default="all")
+    p.add_argument("--first-id", type=int, default=10001,
+                   help="the first id given to a measurement or operation (a platform never "
+                        "reuses one: a demo that keeps its database across runs needs new ones)")
     p.add_argument("--ready-file", help="also write the ready JSON line to this file")
     p.add_argument("--verbose", action="store_true", help="one line per request on stderr")
     args = p.parse_args(argv)
@@ -1546,7 +1549,8 @@ def main(argv=None):
     except ValueError as exc:
         raise SystemExit(f"simulator: {exc}")
     config = default_config(args.token_lifetime, args.max_body_bytes)
-    sim = Simulator(config, devices, users, keep=args.keep, verbose=args.verbose)
+    sim = Simulator(config, devices, users, keep=args.keep, verbose=args.verbose,
+                    first_id=args.first_id)
     stop = install_signal_handlers()
     ssl_context, ca_file, temp_dir = tls_setup(args)
     try:

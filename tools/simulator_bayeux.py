@@ -60,6 +60,7 @@ DEFAULT_CONFIG = {
     "session_margin_ms": 10_000,   # a session dies timeout + interval + margin after a connect
     "auth_every_request": True,    # Basic auth required on every request, not only handshake
     "events_first": True,          # events before the meta answers in an answer array
+    "publish_operation_updates": True,  # a device PUT that changes a status publishes UPDATE
 }
 
 HTML_PAGE = (
@@ -68,6 +69,31 @@ HTML_PAGE = (
     b"This is not JSON.</p></body></html>\n"
 )
 GARBAGE_TEXT = "\x00\x01 this is not JSON }{ ]["
+
+# Device control: which status an operation may move to from each status when a device PUTs
+# one. The device moves PENDING -> EXECUTING -> SUCCESSFUL | FAILED (PENDING -> final is
+# allowed: a device may report the outcome at once); a final status is never left. The same
+# status again is a repeat (a resend after a lost answer): accepted, changes nothing. Stricter
+# than the real platform on purpose: the simulator is the test oracle for edgebuf's ordering.
+OPERATION_TRANSITIONS = {
+    "PENDING": ("EXECUTING", "SUCCESSFUL", "FAILED"),
+    "EXECUTING": ("EXECUTING", "SUCCESSFUL", "FAILED"),
+    "SUCCESSFUL": ("SUCCESSFUL",),
+    "FAILED": ("FAILED",),
+}
+FINAL_STATUSES = ("SUCCESSFUL", "FAILED")
+OPERATION_OWN_FIELDS = ("id", "self", "deviceId", "status", "creationTime", "lastUpdated",
+                        "failureReason", "description")
+DEFAULT_PAGE_SIZE = 5
+MAX_PAGE_SIZE = 2000
+
+
+def operation_transition(current, wanted):
+    """'change', 'repeat' or None (refused) for a device PUT of `wanted` on `current`."""
+    if wanted not in OPERATION_TRANSITIONS.get(current, ()):
+        return None
+    return "repeat" if wanted == current else "change"
+
 
 UNKNOWN_CLIENT = "402::Unknown client"
 HANDSHAKE_DENIED = "403::Handshake denied"
@@ -460,6 +486,8 @@ class BayeuxEndpoint:
             self.deliveries = collections.deque(maxlen=DELIVERY_LOG_LIMIT)
             self.delivery_count = 0
             self.operations: dict[str, dict] = {}
+            self.transitions: list[dict] = []  # every accepted device PUT, in order
+            self.refused_transitions: list[dict] = []
             self.stats = collections.Counter()
             if restore_config:
                 self.config = dict(DEFAULT_CONFIG)
@@ -1082,6 +1110,7 @@ class BayeuxEndpoint:
         "session_margin_ms": (lambda v: _is_int(v) and v >= 0, "must be an integer >= 0"),
         "auth_every_request": (lambda v: isinstance(v, bool), "must be a boolean"),
         "events_first": (lambda v: isinstance(v, bool), "must be a boolean"),
+        "publish_operation_updates": (lambda v: isinstance(v, bool), "must be a boolean"),
     }
 
     def ctl_set_config(self, sim, req):
@@ -1122,7 +1151,7 @@ class BayeuxEndpoint:
                 published.extend(self._publish(spec["channel"], copy.deepcopy(datas)))
         return self._ok({"published": published})
 
-    OPERATION_FIELDS = {"deviceId", "id", "fragments", "description", "status"}
+    OPERATION_FIELDS = {"deviceId", "id", "fragments", "description", "status", "publish"}
     OPERATION_STATUSES = ("PENDING", "EXECUTING", "SUCCESSFUL", "FAILED")
 
     def ctl_operation(self, sim, req):
@@ -1166,6 +1195,8 @@ class BayeuxEndpoint:
                 operation.update(copy.deepcopy(fragments))
                 self.operations[op_id] = operation
                 realtime_action = "CREATE"
+            if body.get("publish", True) is False:  # created while the device heard nothing
+                return self._ok({"operation": copy.deepcopy(operation), "published": None})
             published = self._publish(f"/operations/{operation['deviceId']}",
                                       [{"realtimeAction": realtime_action,
                                         "data": copy.deepcopy(operation)}])
@@ -1174,7 +1205,91 @@ class BayeuxEndpoint:
 
     def ctl_operations(self, sim, req):
         with self.cond:
-            return self._ok({"operations": copy.deepcopy(list(self.operations.values()))})
+            return self._ok({"operations": copy.deepcopy(list(self.operations.values())),
+                             "transitions": copy.deepcopy(self.transitions),
+                             "refused": copy.deepcopy(self.refused_transitions)})
+
+    # -- device control REST (the device's side) -------------------------------------------------
+
+    def _c8y_error(self, status, error, message):
+        return self.host.Response.json(status, {"error": error, "message": message})
+
+    def put_operation(self, sim, req, op_id):
+        """PUT /devicecontrol/operations/{id}: the device reports a status (and fragments)."""
+        self.host.c8y_authenticate(sim, req)
+        try:
+            body = req.json()
+        except (ValueError, UnicodeDecodeError):
+            return self._c8y_error(422, "devicecontrol/Invalid Data", "The body is not valid JSON.")
+        if not isinstance(body, dict):
+            return self._c8y_error(422, "devicecontrol/Invalid Data", "An operation update is an object.")
+        wanted = body.get("status")
+        if wanted not in OPERATION_TRANSITIONS:
+            return self._c8y_error(422, "devicecontrol/Invalid Data",
+                                   f"status {wanted!r} is not an operation status.")
+        for key in ("id", "self", "deviceId", "creationTime", "lastUpdated"):
+            if key in body:
+                return self._c8y_error(422, "devicecontrol/Invalid Data", f"{key} is read-only.")
+        with self.cond:
+            operation = self.operations.get(op_id)
+            if operation is None:
+                return self._c8y_error(404, "devicecontrol/Not Found",
+                                       f"Finding device control operation with id {op_id}!")
+            current = operation["status"]
+            kind = operation_transition(current, wanted)
+            entry = {"id": op_id, "from": current, "to": wanted, "at": iso_now(),
+                     "request": req.seq}
+            if kind is None:
+                self.refused_transitions.append(entry)
+                return self._c8y_error(422, "devicecontrol/Invalid Data",
+                                       f"Operation {op_id} cannot go from {current} to {wanted}.")
+            entry["repeat"] = kind == "repeat"
+            self.transitions.append(entry)
+            if kind == "change":
+                for key, value in body.items():
+                    operation[key] = copy.deepcopy(value)
+                operation["lastUpdated"] = iso_now()
+                if self.config["publish_operation_updates"]:
+                    self._publish(f"/operations/{operation['deviceId']}",
+                                  [{"realtimeAction": "UPDATE", "data": copy.deepcopy(operation)}])
+            return self.host.Response.json(200, copy.deepcopy(operation),
+                                           content_type="application/vnd.com.nsn.cumulocity."
+                                                        "operation+json")
+
+    def get_operations(self, sim, req):
+        """GET /devicecontrol/operations?deviceId=&status=&pageSize=&currentPage=, oldest first."""
+        self.host.c8y_authenticate(sim, req)
+        device = (req.query.get("deviceId") or [None])[0]
+        status = (req.query.get("status") or [None])[0]
+        try:
+            size = int((req.query.get("pageSize") or [DEFAULT_PAGE_SIZE])[0])
+            page = int((req.query.get("currentPage") or [1])[0])
+        except ValueError:
+            return self._c8y_error(422, "general/Invalid Data", "pageSize and currentPage are numbers.")
+        if not 1 <= size <= MAX_PAGE_SIZE or page < 1:
+            return self._c8y_error(422, "general/Invalid Data",
+                                   f"pageSize is 1 to {MAX_PAGE_SIZE}, currentPage from 1.")
+        with self.cond:
+            self.stats["operation_queries"] += 1
+            chosen = [op for op in self.operations.values()
+                      if (device is None or op["deviceId"] == device)
+                      and (status is None or op["status"] == status)]
+            chosen.sort(key=lambda op: int(op["id"]) if op["id"].isdigit() else 0)
+            part = copy.deepcopy(chosen[(page - 1) * size:page * size])
+        base = f"{req.base_url()}/devicecontrol/operations"
+        query = {k: v for k, v in (("deviceId", device), ("status", status)) if v is not None}
+
+        def link(n):
+            return base + "?" + "&".join(f"{k}={v}" for k, v in
+                                         {**query, "pageSize": size, "currentPage": n}.items())
+        out = {"operations": part, "statistics": {"currentPage": page, "pageSize": size},
+               "self": link(page)}
+        if len(part) == size:  # like the platform: a full page links to the next one
+            out["next"] = link(page + 1)
+        if page > 1:
+            out["prev"] = link(page - 1)
+        return self.host.Response.json(200, out, content_type="application/vnd.com.nsn."
+                                       "cumulocity.operationcollection+json")
 
     def ctl_kill(self, sim, req):
         body = self._body(req, {}) or {}
@@ -1231,6 +1346,8 @@ def install(router, sim):
         router.add("POST", mount, endpoint.handle)
     for method, path, handler in endpoint.control_routes():
         router.add(method, CONTROL + path, handler, control=True)
+    router.add("PUT", r"/devicecontrol/operations/(?P<op_id>[^/]+)", endpoint.put_operation)
+    router.add("GET", r"/devicecontrol/operations", endpoint.get_operations)
 
     # /_sim/reset clears Bayeux stats, deliveries and behaviours too; {"config": true} also
     # restores the Bayeux config and {"tokens": true} also drops the sessions (they are the

@@ -28,14 +28,18 @@ public struct InboxEntry: Sendable, Equatable {
     public var data: String
     /// ms since the Unix epoch, UTC.
     public var receivedAt: Int64
+    /// Stored by the REST recovery after a gap marker (`inbox exec --operations`), not
+    /// received over Bayeux.
+    public var recovered: Bool
 
-    public init(id: Int64, kind: Kind, channel: String?, realtimeAction: String?, data: String, receivedAt: Int64) {
+    public init(id: Int64, kind: Kind, channel: String?, realtimeAction: String?, data: String, receivedAt: Int64, recovered: Bool = false) {
         self.id = id
         self.kind = kind
         self.channel = channel
         self.realtimeAction = realtimeAction
         self.data = data
         self.receivedAt = receivedAt
+        self.recovered = recovered
     }
 
     /// The line consumers read: `{"id":N,"kind":"notification","channel":...,"realtime_action":...,
@@ -47,6 +51,7 @@ public struct InboxEntry: Sendable, Equatable {
         if kind == .notification {
             out.add("channel", channel)
             if let realtimeAction { out.add("realtime_action", realtimeAction) }
+            if recovered { out.add("recovered", true) }
         }
         out.add("received_at", Timestamp.format(milliseconds: receivedAt))
         out.add("data", rawJSON: Array(data.utf8))
@@ -157,6 +162,32 @@ public final class InboxStore {
         return result
     }
 
+    /// Stores operations the REST recovery found, as notifications flagged `recovered`
+    /// (dedupe key `recovered:<channel>:<id>`: a second recovery of one operation stores
+    /// nothing), with one `operations_recovered` audit row. Call inside a write transaction.
+    /// Returns the stored rows' ids.
+    @discardableResult
+    public func insertRecovered(_ operations: [(id: String, data: [UInt8])], channel: String, audit detail: JSONObject, receivedAt: Int64) throws -> [Int64] {
+        precondition(db.inTransaction, "a recovery is stored in one transaction")
+        let insert = try db.cached("INSERT OR IGNORE INTO inbox (kind, channel, dedupe_key, realtime_action, data, received_at, recovered) VALUES ('notification', ?, ?, NULL, ?, ?, 1)")
+        var ids: [Int64] = []
+        for operation in operations {
+            insert.reset()
+            try insert.bind(channel, at: 1)
+            try insert.bind("recovered:\(channel):\(operation.id)", at: 2)
+            try insert.bind(String(decoding: operation.data, as: UTF8.self), at: 3)
+            try insert.bind(receivedAt, at: 4)
+            try insert.run()
+            if db.changes > 0 { ids.append(db.lastInsertRowID) }
+        }
+        var detail = detail
+        detail.add("stored", ids.count)
+        detail.add("first_id", ids.first)
+        detail.add("last_id", ids.last)
+        try AuditLog(db).append("operations_recovered", detail, at: receivedAt)
+        return ids
+    }
+
     // MARK: Reading
 
     /// Rows after `afterID` in id order, at most `limit`. With `channel` (a glob: `*` matches
@@ -165,12 +196,12 @@ public final class InboxStore {
     public func list(afterID: Int64, channel: String? = nil, limit: Int = 1000) throws -> [InboxEntry] {
         let stmt: Statement
         if let channel {
-            stmt = try db.cached("SELECT id, kind, channel, realtime_action, data, received_at FROM inbox WHERE id > ? AND (kind = 'gap' OR channel GLOB ?) ORDER BY id LIMIT ?")
+            stmt = try db.cached("SELECT id, kind, channel, realtime_action, data, received_at, recovered FROM inbox WHERE id > ? AND (kind = 'gap' OR channel GLOB ?) ORDER BY id LIMIT ?")
             try stmt.bind(afterID, at: 1)
             try stmt.bind(channel, at: 2)
             try stmt.bind(limit, at: 3)
         } else {
-            stmt = try db.cached("SELECT id, kind, channel, realtime_action, data, received_at FROM inbox WHERE id > ? ORDER BY id LIMIT ?")
+            stmt = try db.cached("SELECT id, kind, channel, realtime_action, data, received_at, recovered FROM inbox WHERE id > ? ORDER BY id LIMIT ?")
             try stmt.bind(afterID, at: 1)
             try stmt.bind(limit, at: 2)
         }
@@ -179,7 +210,7 @@ public final class InboxStore {
         while try stmt.step() {
             entries.append(InboxEntry(id: stmt.int64(0), kind: InboxEntry.Kind(rawValue: stmt.text(1)) ?? .notification,
                                       channel: stmt.optionalText(2), realtimeAction: stmt.optionalText(3),
-                                      data: stmt.text(4), receivedAt: stmt.int64(5)))
+                                      data: stmt.text(4), receivedAt: stmt.int64(5), recovered: stmt.int64(6) != 0))
         }
         return entries
     }

@@ -317,7 +317,7 @@ public final class OutboxStore {
     }
 
     /// The kind column, told apart by length and first byte (the schema's CHECK allows only
-    /// the four names) without making a String per row: the drain reads every row once.
+    /// the five names) without making a String per row: the drain reads every row once.
     static func kind(_ stmt: Statement, _ column: Int32) -> RecordKind {
         guard let text = sqlite3_column_text(stmt.handle, column) else { return .property }
         switch (sqlite3_column_bytes(stmt.handle, column), text[0]) {
@@ -325,6 +325,7 @@ public final class OutboxStore {
         case (7, UInt8(ascii: "m")): return .message
         case (11, UInt8(ascii: "m")): return .measurement
         case (14, UInt8(ascii: "c")): return .childProperty
+        case (16, UInt8(ascii: "o")): return .operationStatus
         default: return RecordKind(rawValue: stmt.text(column)) ?? .property
         }
     }

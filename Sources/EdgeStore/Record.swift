@@ -8,13 +8,19 @@ public enum RecordKind: String, Sendable, CaseIterable, Codable {
     case childProperty = "child_property"
     /// A Cumulocity measurement (`/measurement/measurements`).
     case measurement
+    /// The status of a Cumulocity operation (`PUT /devicecontrol/operations/{id}`), one per
+    /// request. Its target is the operation id.
+    case operationStatus = "operation_status"
+
+    /// Whether each record of this kind is a request of its own (its payload is the body).
+    public var goesAlone: Bool { self == .message || self == .operationStatus }
 
     /// The JSON bytes that wrap a single record of this kind into a request body: the smallest
     /// request that can carry it. The packer adds records between the same delimiters.
     public func singleRecordBodyBytes(payloadBytes: Int, child: String?) -> Int {
         switch self {
         case .property: return RecordKind.servicesPrefix.count + payloadBytes + RecordKind.arraySuffix.count
-        case .message: return payloadBytes
+        case .message, .operationStatus: return payloadBytes
         case .measurement: return RecordKind.measurementsPrefix.count + payloadBytes + RecordKind.arraySuffix.count
         case .childProperty:
             return RecordKind.devicesPrefix.count + RecordKind.childHeaderBytes(child ?? "")
@@ -77,7 +83,8 @@ public enum RecordClass: Int, Sendable, CaseIterable, Comparable, Codable {
 public struct NewRecord: Sendable, Equatable {
     public let kind: RecordKind
     public let recordClass: RecordClass
-    /// The device (property, message), gateway (child_property) or source (measurement).
+    /// The device (property, message), gateway (child_property), source (measurement) or
+    /// operation id (operation_status).
     public let target: String
     /// The child device of a gateway, for child_property.
     public let child: String?

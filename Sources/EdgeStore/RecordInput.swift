@@ -19,8 +19,14 @@ public struct RecordInput: Sendable {
     public var source: String?
     public var type: String?
     public var time: String?
-    /// JSON object of Cumulocity fragments (measurement).
+    /// JSON object of Cumulocity fragments (measurement; the result of an operation_status).
     public var fragments: [UInt8]?
+    /// The Cumulocity operation id (operation_status).
+    public var operationID: String?
+    /// EXECUTING, SUCCESSFUL or FAILED (operation_status).
+    public var status: String?
+    /// Why the operation failed (operation_status with FAILED), at most 1 KiB.
+    public var failureReason: String?
 
     /// JSON fields a JSON line has already validated and minified (no second scan).
     var minified: Set<String> = []
@@ -34,13 +40,16 @@ public struct RecordInput: Sendable {
         case .message: return ["device_id", "name", "content", "id"]
         case .childProperty: return ["gateway_id", "device_id", "service_id", "properties", "event_time"]
         case .measurement: return ["source", "type", "time", "fragments"]
+        case .operationStatus: return ["operation_id", "status", "failure_reason", "fragments"]
         }
     }
 
     /// Checks every field and builds the stored form. `now` is the default event time and the
     /// enqueue time; `maxBodyBytes` the platform's request limit the record must fit in alone.
     public func validated(now: Int64, maxBodyBytes: Int) throws(ValidationError) -> NewRecord {
-        let recordClass = try Self.recordClass(recordClass)
+        // An operation's status is what the platform's operator waits for: critical unless
+        // the application says otherwise.
+        let recordClass = try Self.recordClass(recordClass, default: kind == .operationStatus ? .critical : .normal)
         var payload: [UInt8] = []
         let target: String
         var child: String? = nil
@@ -103,6 +112,25 @@ public struct RecordInput: Sendable {
             Timestamp.append(milliseconds: when, to: &payload)
             payload.append(contentsOf: Array("\",".utf8))
             payload.append(contentsOf: fragments.dropFirst())  // the members and the closing brace
+        case .operationStatus:
+            target = try Self.identifier(operationID, field: "operation_id", what: "operation")
+            let status = try Self.operationStatus(self.status)
+            payload.append(contentsOf: #"{"status":"#.utf8)
+            JSON.appendString(status.rawValue, to: &payload)
+            if let failureReason {
+                guard status == .failed else {
+                    throw ValidationError(field: "failure_reason", reason: "is given for status \(status.rawValue)", hint: "Only a FAILED status takes a failure reason; leave it out.")
+                }
+                let reason = try Self.failureReason(failureReason)
+                payload.append(contentsOf: #","failureReason":"#.utf8)
+                JSON.appendString(reason, to: &payload)
+            }
+            if let raw = try Self.resultFragments(self.fragments) {
+                payload.append(UInt8(ascii: ","))
+                payload.append(contentsOf: raw.dropFirst())  // the members and the closing brace
+            } else {
+                payload.append(UInt8(ascii: "}"))
+            }
         }
         let record = NewRecord(kind: kind, recordClass: recordClass, target: target, child: child,
                                eventTime: when, payload: payload)
@@ -124,8 +152,8 @@ public struct RecordInput: Sendable {
         return Hex.encode(hasher.finalize().prefix(16))
     }
 
-    static func recordClass(_ name: String?) throws(ValidationError) -> RecordClass {
-        guard let name else { return .normal }
+    static func recordClass(_ name: String?, default fallback: RecordClass = .normal) throws(ValidationError) -> RecordClass {
+        guard let name else { return fallback }
         guard let value = RecordClass(name: name) else {
             throw ValidationError(field: "class", reason: "\"\(name.prefix(40))\" is not a record class", hint: "Use critical, normal or bulk.")
         }
@@ -218,6 +246,47 @@ public struct RecordInput: Sendable {
         return raw
     }
 
+    static func operationStatus(_ value: String?) throws(ValidationError) -> OperationStatus {
+        let hint = "Give the status the device reports: EXECUTING, SUCCESSFUL or FAILED."
+        guard let value, !value.isEmpty else { throw ValidationError(field: "status", reason: "is missing", hint: hint) }
+        guard let status = OperationStatus(rawValue: value) else {
+            throw ValidationError(field: "status", reason: "\"\(value.prefix(40))\" is not an operation status a device reports", hint: hint)
+        }
+        return status
+    }
+
+    static func failureReason(_ value: String) throws(ValidationError) -> String {
+        let hint = "Give one line of at most \(OperationStatus.maxFailureReasonBytes) bytes, e.g. \"exit status 2: disk full\"."
+        guard !value.isEmpty else { throw ValidationError(field: "failure_reason", reason: "is empty", hint: hint) }
+        guard value.utf8.count <= OperationStatus.maxFailureReasonBytes else {
+            throw ValidationError(field: "failure_reason", reason: "is \(value.utf8.count) bytes long", hint: hint)
+        }
+        if value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
+            throw ValidationError(field: "failure_reason", reason: "contains a control character", hint: hint)
+        }
+        return value
+    }
+
+    /// Fields of the operation itself, which a result fragment must not overwrite.
+    static let reservedOperationFields: Set<String> = ["id", "self", "status", "failureReason", "deviceId", "creationTime", "lastUpdated"]
+
+    /// The result fragments of an operation status: a JSON object whose members go into the
+    /// PUT body next to `status` (nil when absent or empty).
+    static func resultFragments(_ value: [UInt8]?) throws(ValidationError) -> [UInt8]? {
+        guard let value else { return nil }
+        let example = #"{"c8y_Command": {"result": "done"}}"#
+        let raw = try jsonObject(value, field: "fragments", example: example)
+        let members: [JSON.Member]
+        do { members = try JSON.members(of: raw) } catch {
+            throw ValidationError(field: "fragments", reason: "is not a valid JSON object (\(error))", hint: "Give e.g. \(example).")
+        }
+        for member in members where reservedOperationFields.contains(member.key) {
+            throw ValidationError(field: "fragments", reason: "\"\(member.key)\" is a field of the operation itself, not a fragment",
+                                  hint: "Pass status and failure_reason as their own fields.")
+        }
+        return members.isEmpty ? nil : raw
+    }
+
     static func article(_ type: JSON.ValueType) -> String {
         switch type {
         case .object: return "an object"
@@ -240,11 +309,11 @@ extension RecordInput {
                                   hint: #"Write one JSON object per line, e.g. {"kind": "property", "device_id": "d1", "service_id": "Battery", "properties": {"level": 87}}."#)
         }
         guard let kindMember = members.first(where: { $0.key == "kind" }) else {
-            throw ValidationError(field: "kind", reason: "is missing", hint: "Add \"kind\": one of property, message, child_property, measurement.")
+            throw ValidationError(field: "kind", reason: "is missing", hint: "Add \"kind\": one of property, message, child_property, measurement, operation_status.")
         }
         guard let kindName = kindMember.string, let kind = RecordKind(rawValue: kindName) else {
-            throw ValidationError(field: "kind", reason: "is not one of property, message, child_property, measurement",
-                                  hint: "Add \"kind\": one of property, message, child_property, measurement.")
+            throw ValidationError(field: "kind", reason: "is not one of property, message, child_property, measurement, operation_status",
+                                  hint: "Add \"kind\": one of property, message, child_property, measurement, operation_status.")
         }
         var input = RecordInput(kind: kind)
         let allowed = fields(of: kind)
@@ -269,6 +338,9 @@ extension RecordInput {
             case "type": input.type = try string(member)
             case "time": input.time = try string(member)
             case "fragments": input.fragments = member.raw
+            case "operation_id": input.operationID = try string(member)
+            case "status": input.status = try string(member)
+            case "failure_reason": input.failureReason = try string(member)
             default: break
             }
         }

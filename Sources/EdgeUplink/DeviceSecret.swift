@@ -1,3 +1,5 @@
+import Foundation
+
 /// An IoTDA device secret. It never prints: `description`, `debugDescription`, string
 /// interpolation, `dump` and `Mirror` all show `<redacted>` or nothing, so a secret cannot
 /// reach a log line, an error or the audit table by accident.
@@ -15,4 +17,12 @@ public struct DeviceSecret: Sendable, Equatable, CustomStringConvertible, Custom
     public var description: String { "<redacted>" }
     public var debugDescription: String { "DeviceSecret(<redacted>)" }
     public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
+}
+
+extension DeviceSecret {
+    /// `text` with every occurrence of the secret replaced by `<redacted>` (for text that
+    /// leaves the process, such as a handler's failure reason).
+    public func redacted(in text: String) -> String {
+        value.isEmpty ? text : text.replacingOccurrences(of: value, with: "<redacted>")
+    }
 }

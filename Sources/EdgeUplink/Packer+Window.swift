@@ -6,7 +6,7 @@ extension Packer {
     /// group's open request, and a request is built once it is full.
     ///
     /// The window ends where a request is full: once the budget is reached, a record that
-    /// would open a new request (its group's request is full, or it is a message, or its
+    /// would open a new request (its group's request is full, or it goes alone (a message, an operation status), or its
     /// group has none) is refused (`offer` returns false) and the reader stops there; records
     /// that still fit an open request are taken. So a steady backlog leaves in full requests,
     /// not with a short one at every window's end. A hard cap at twice the budget bounds the
@@ -70,7 +70,7 @@ extension Packer {
                 oversized.append(record.stored())
                 return true
             }
-            if record.kind == .message {
+            if record.kind.goesAlone {
                 if budgetReached { return false }
                 take(record)
                 closed.append(UplinkRequest(records: [record.stored()]))

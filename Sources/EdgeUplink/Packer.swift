@@ -4,7 +4,7 @@ import EdgeStore
 /// so that no request exceeds the body limit or the child-device limit.
 ///
 /// - Properties of one device merge into one `{"services":[...]}` body.
-/// - Messages go one per request, the payload as the body.
+/// - Messages and operation statuses go one per request, the payload as the body.
 /// - Child properties of one gateway merge into `{"devices":[{"device_id":c,"services":[...]},...]}`,
 ///   the records of one child under one device entry, at most `maxChildrenPerRequest` children.
 /// - Measurements merge into `{"measurements":[...]}` whatever their source.
@@ -124,14 +124,14 @@ extension Packer {
             case .property: bodyBytes = RecordKind.servicesPrefix.count + RecordKind.arraySuffix.count
             case .measurement: bodyBytes = RecordKind.measurementsPrefix.count + RecordKind.arraySuffix.count
             case .childProperty: bodyBytes = RecordKind.devicesPrefix.count + RecordKind.arraySuffix.count
-            case .message: bodyBytes = 0
+            case .message, .operationStatus: bodyBytes = 0
             }
         }
 
         /// The body size with `record` added, or nil if it would exceed the child limit.
         func adding(_ record: some PackableRecord, maxChildren: Int) -> Int? {
             switch kind {
-            case .message:
+            case .message, .operationStatus:
                 return count == 0 ? record.payloadCount : nil
             case .property, .measurement:
                 return bodyBytes + (count == 0 ? 0 : 1) + record.payloadCount
@@ -188,7 +188,7 @@ extension Packer {
             case .childProperty:
                 records.append(record.stored())
                 children.insert(record.child ?? "")
-            case .message:
+            case .message, .operationStatus:
                 records.append(record.stored())
             }
         }
@@ -198,7 +198,7 @@ extension Packer {
             switch kind {
             case .property, .measurement:
                 request = UplinkRequest(kind: kind, recordClass: recordClass, target: target, body: body, entries: entries, children: [])
-            case .childProperty, .message:
+            case .childProperty, .message, .operationStatus:
                 request = UplinkRequest(records: records)
             }
             assert(request.body.count == bodyBytes, "packer size prediction \(bodyBytes) != body \(request.body.count)")

@@ -1,7 +1,7 @@
 import EdgeStore
 
 /// The cloud platform a request goes to. Which one follows from the record kind: measurements
-/// go to Cumulocity, everything else to Huawei Cloud IoTDA.
+/// and operation statuses go to Cumulocity, everything else to Huawei Cloud IoTDA.
 public enum Platform: String, Sendable, CaseIterable, Equatable {
     /// Huawei Cloud IoTDA, device API over HTTPS (shared/reference/iotda-https.md).
     case iotda
@@ -10,7 +10,7 @@ public enum Platform: String, Sendable, CaseIterable, Equatable {
 
     /// The platform that carries records of `kind`.
     public init(for kind: RecordKind) {
-        self = kind == .measurement ? .cumulocity : .iotda
+        self = kind == .measurement || kind == .operationStatus ? .cumulocity : .iotda
     }
 
     /// Whether requests need an IoTDA access token (from `POST /v5/device-auth`). Cumulocity
@@ -40,14 +40,23 @@ public enum Platform: String, Sendable, CaseIterable, Equatable {
     /// `POST /measurement/measurements` (Cumulocity, a measurement collection).
     public static let measurementsPath = "/measurement/measurements"
 
-    /// The path that reports records of `kind` for `target` (device, gateway; ignored for
-    /// measurements, whose source is inside each measurement).
+    /// `PUT /devicecontrol/operations/{id}` (Cumulocity, an operation's status).
+    public static func operationPath(id: String) -> String {
+        "/devicecontrol/operations/\(pathSegment(id))"
+    }
+
+    /// `GET /devicecontrol/operations` (Cumulocity, a page of operations).
+    public static let operationsPath = "/devicecontrol/operations"
+
+    /// The path that reports records of `kind` for `target` (device, gateway, operation id;
+    /// ignored for measurements, whose source is inside each measurement).
     public static func path(for kind: RecordKind, target: String) -> String {
         switch kind {
         case .property: return propertiesReportPath(device: target)
         case .message: return messagesUpPath(device: target)
         case .childProperty: return childPropertiesReportPath(gateway: target)
         case .measurement: return measurementsPath
+        case .operationStatus: return operationPath(id: target)
         }
     }
 
@@ -57,12 +66,15 @@ public enum Platform: String, Sendable, CaseIterable, Equatable {
     /// (nginx by default) drop header names with an underscore (shared/reference/test-peers.md).
     public static let accessTokenHeader = "access_token"
 
+    /// Cumulocity's media type for an operation.
+    public static let operationMediaType = "application/vnd.com.nsn.cumulocity.operation+json"
+
     /// Cumulocity's media type for a measurement collection.
     public static let measurementCollectionMediaType = "application/vnd.com.nsn.cumulocity.measurementcollection+json"
 
     /// The headers of a data request, except Cumulocity's `Authorization`, which the engine
     /// adds from its credentials. `accessToken` is required for IoTDA and ignored otherwise.
-    public func headers(accessToken: AccessToken?) -> [(name: String, value: String)] {
+    public func headers(accessToken: AccessToken?, kind: RecordKind? = nil) -> [(name: String, value: String)] {
         switch self {
         case .iotda:
             var headers: [(name: String, value: String)] = [("Content-Type", "application/json")]
@@ -70,7 +82,8 @@ public enum Platform: String, Sendable, CaseIterable, Equatable {
             return headers
         case .cumulocity:
             // Without Accept, Cumulocity answers a POST with an empty body.
-            return [("Content-Type", Self.measurementCollectionMediaType), ("Accept", "application/json")]
+            let type = kind == .operationStatus ? Self.operationMediaType : Self.measurementCollectionMediaType
+            return [("Content-Type", type), ("Accept", "application/json")]
         }
     }
 

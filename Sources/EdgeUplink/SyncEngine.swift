@@ -113,7 +113,11 @@ public actor SyncEngine: Service {
             let step = machine.nextStep(now: clock.now)
             switch step {
             case .needRecords:
-                let packed = try await nextWindow()
+                var packed = try await nextWindow()
+                if packed.requests.contains(where: { $0.kind == .operationStatus }) {
+                    packed.requests = try withholdOutOfOrderStatuses(packed.requests)
+                    if packed.requests.isEmpty && packed.oversized.isEmpty { continue }
+                }
                 if packed.requests.isEmpty && packed.oversized.isEmpty {
                     if wake.isPaused {
                         // Watch other processes' commits again, then read once more: one
@@ -196,6 +200,39 @@ public actor SyncEngine: Service {
         readAheadWindow = nil
     }
 
+    /// Applies `OperationStatusOrder` to the window's operation statuses, on the facts as
+    /// committed now (the window may have been read ahead, before the last delivery): the
+    /// ones it withholds are dead-lettered with its reason, in one transaction; the others
+    /// are returned, in order.
+    private func withholdOutOfOrderStatuses(_ requests: [UplinkRequest]) throws -> [UplinkRequest] {
+        let db = try db()
+        let store = OperationStore(db)
+        var kept: [UplinkRequest] = []
+        var withheld: [(Int64, String)] = []
+        for request in requests {
+            guard request.kind == .operationStatus, let id = request.recordIDs.first,
+                  let status = OperationStatus(payload: request.body), let operation = request.operationID else {
+                kept.append(request)
+                continue
+            }
+            let decision = OperationStatusOrder.decide(recordID: id, status: status, waiting: try store.pendingStatuses(of: operation),
+                                                       delivered: try store.deliveredFinal(of: operation))
+            switch decision {
+            case .send: kept.append(request)
+            case .withhold(let reason): withheld.append((id, reason))
+            }
+        }
+        if !withheld.isEmpty {
+            try db.transaction {
+                for (id, reason) in withheld {
+                    try DeadLetterStore(db).deadLetter(ids: [id], because: RejectionReason(reason: reason), now: Timestamp.nowMilliseconds())
+                }
+            }
+            logger.notice("uplink withheld \(withheld.count) operation status(es) that would break the operation's order (dead-lettered with the reason)")
+        }
+        return kept
+    }
+
     private func deadLetterOversized(_ records: [StoredRecord]) throws {
         let db = try db()
         try db.transaction {
@@ -263,12 +300,12 @@ public actor SyncEngine: Service {
     // MARK: Sending
 
     private func send(_ request: UplinkRequest, attempt: Int, token: AccessToken?) async throws {
-        var headers = request.platform.headers(accessToken: token)
+        var headers = request.platform.headers(accessToken: token, kind: request.kind)
         if request.platform == .cumulocity, let user = configuration.username, let password = configuration.password {
             let credentials = Data("\(user):\(password.value)".utf8).base64EncodedString()
             headers.append(("Authorization", "Basic \(credentials)"))
         }
-        let http = HTTPRequest(method: .post, url: configuration.url + request.path, headers: headers, body: request.body)
+        let http = HTTPRequest(method: HTTPRequest.Method(rawValue: request.method), url: configuration.url + request.path, headers: headers, body: request.body)
         let started = clock.now
         let result = await exchange(http)
         if Task.isCancelled { return }  // abandoned: nothing deleted, the records go again next time
@@ -351,6 +388,10 @@ public actor SyncEngine: Service {
         detail.add("last_id", request.recordIDs.last)
         detail.add("body_bytes", request.body.count)
         detail.add("body_sha256", request.bodySHA256)
+        if request.kind == .operationStatus {
+            detail.add("operation_id", request.operationID)
+            detail.add("status", OperationStatus(payload: request.body)?.rawValue)
+        }
         detail.add("http_status", outcome.httpStatus)
         detail.add("error_code", outcome.errorCode)
         detail.add("duration_ms", Self.milliseconds(duration))
@@ -376,6 +417,11 @@ public actor SyncEngine: Service {
                         try OutboxStore(db).removeDelivered(request.delivered())
                     } else {
                         try OutboxStore(db).removeDelivered(request.delivered(only: Set(ids)))
+                    }
+                    if request.kind == .operationStatus, let operation = request.operationID, let id = ids.first,
+                       let status = OperationStatus(payload: request.body) {
+                        // With the delete: from now on nothing may follow a final status.
+                        try OperationStore(db).noteDelivered(operationID: operation, status: status, recordID: id, now: now)
                     }
                 case .deadLetter(let ids, let reason), .deadLetterChild(_, let ids, let reason):
                     try DeadLetterStore(db).deadLetter(ids: ids, because: reason, now: now)

@@ -15,11 +15,11 @@ public struct UplinkRequest: Sendable, Equatable, CustomStringConvertible {
     /// The class of the records (the packer is given one class at a time).
     public let recordClass: RecordClass
     /// The IoTDA device whose URL and token the request uses (the gateway for child
-    /// properties); nil for Cumulocity, where each measurement names its own source.
+    /// properties); nil for Cumulocity, which takes Basic credentials.
     public let device: String?
     /// The HTTP path, e.g. `/v5/devices/d-001/sys/properties/report`.
     public let path: String
-    /// The exact body bytes to POST.
+    /// The exact body bytes to send (POST; PUT for an operation status, see `method`).
     public let body: [UInt8]
     /// The records, in body order, without their payloads (see `records`).
     let entries: [Entry]
@@ -30,6 +30,12 @@ public struct UplinkRequest: Sendable, Equatable, CustomStringConvertible {
     /// SHA-256 of `body`, lowercase hex (the request's audit row carries it). Computed as the
     /// request is built, which happens while the previous request is sent and committed.
     public let bodySHA256: String
+
+    /// The HTTP method: PUT for an operation status, POST for everything else.
+    public var method: String { kind == .operationStatus ? "PUT" : "POST" }
+
+    /// The operation an operation-status request updates.
+    public var operationID: String? { kind == .operationStatus ? entries.first?.target : nil }
 
     /// How many records the request carries.
     public var recordCount: Int { recordIDs.count }
@@ -91,7 +97,7 @@ public struct UplinkRequest: Sendable, Equatable, CustomStringConvertible {
     init(records given: [StoredRecord]) {
         precondition(!given.isEmpty, "a request carries at least one record")
         let kind = given[0].kind
-        precondition(kind != .message || given.count == 1, "a message goes alone")
+        precondition(!kind.goesAlone || given.count == 1, "a message or an operation status goes alone")
         var records = given
         var children: [String] = []
         if kind == .childProperty {
@@ -106,7 +112,7 @@ public struct UplinkRequest: Sendable, Equatable, CustomStringConvertible {
         self.platform = Platform(for: kind)
         self.kind = kind
         self.recordClass = recordClass
-        self.device = kind == .measurement ? nil : target
+        self.device = platform == .cumulocity ? nil : target
         self.path = Platform.path(for: kind, target: target)
         self.body = body
         self.entries = entries
@@ -141,7 +147,7 @@ public struct UplinkRequest: Sendable, Equatable, CustomStringConvertible {
             entries.append(Entry(record, payload: start..<out.count))
         }
         switch kind {
-        case .message:
+        case .message, .operationStatus:
             append(records[0])
         case .property, .measurement:
             out.append(contentsOf: kind == .property ? RecordKind.servicesPrefix : RecordKind.measurementsPrefix)

@@ -7,14 +7,14 @@ struct EnqueueCommand: ParsableCommand {
         commandName: "enqueue",
         abstract: "Store records in the outbox; each is durable when the command acknowledges it.",
         discussion: """
-            One record: `edgebuf enqueue property|message|child-property|measurement ...`.
+            One record: `edgebuf enqueue property|message|child-property|measurement|operation-status ...`.
             A stream: `edgebuf enqueue --jsonl [FILE]` reads one JSON object per line (stdin \
             without FILE), with "kind" and the fields in snake_case, e.g.
               {"kind": "property", "device_id": "d1", "service_id": "Battery", "properties": {"level": 87}}
             Lines are committed in groups as they arrive. A bad line is reported on stderr with \
             its number and not stored; the others are. Exit status 65 if any line was refused.
             """,
-        subcommands: [EnqueueJSONLines.self, EnqueueProperty.self, EnqueueMessage.self, EnqueueChildProperty.self, EnqueueMeasurement.self],
+        subcommands: [EnqueueJSONLines.self, EnqueueProperty.self, EnqueueMessage.self, EnqueueChildProperty.self, EnqueueMeasurement.self, EnqueueOperationStatus.self],
         defaultSubcommand: EnqueueJSONLines.self
     )
 }
@@ -47,7 +47,7 @@ struct EnqueueJSONLines: ParsableCommand {
     func run() throws {
         // Not in validate(): ArgumentParser validates this parent for every subcommand too.
         guard jsonl else {
-            throw fail(CLIFailure(status: .usage, message: "give a record kind (property, message, child-property, measurement) or --jsonl; see edgebuf enqueue --help"))
+            throw fail(CLIFailure(status: .usage, message: "give a record kind (property, message, child-property, measurement, operation-status) or --jsonl; see edgebuf enqueue --help"))
         }
         do {
             _ = try global.bootstrapLogging()
@@ -175,6 +175,29 @@ struct EnqueueMeasurement: ParsableCommand {
         input.type = type
         input.fragments = jsonBytes(fragments)
         input.time = time
+        try enqueueOne(input, global: global, options: options)
+    }
+}
+
+struct EnqueueOperationStatus: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "operation-status",
+        abstract: "Enqueue the status of a Cumulocity operation (sent with PUT /devicecontrol/operations/ID; class critical unless --class says otherwise).",
+        discussion: "Statuses of one operation reach the platform in order: EXECUTING is never sent after SUCCESSFUL or FAILED of the same operation (one that would be is dead-lettered with the reason)."
+    )
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "The operation id.") var id: String
+    @Option(help: "EXECUTING, SUCCESSFUL or FAILED.") var status: String
+    @Option(help: ArgumentHelp("Why the operation failed (FAILED only; one line, at most 1 KiB).", valueName: "text")) var failureReason: String?
+    @Option(help: ArgumentHelp("A JSON object of result fragments, e.g. '{\"c8y_Command\": {\"result\": \"ok\"}}'.", valueName: "json")) var fragments: String?
+    @OptionGroup var options: RecordOptions
+
+    func run() throws {
+        var input = RecordInput(kind: .operationStatus)
+        input.operationID = id
+        input.status = status
+        input.failureReason = failureReason
+        input.fragments = jsonBytes(fragments)
         try enqueueOne(input, global: global, options: options)
     }
 }

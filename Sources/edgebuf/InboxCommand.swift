@@ -12,7 +12,8 @@ struct InboxCommand: ParsableCommand {
             Each notification is one JSON line: {"id":N,"kind":"notification","channel":"/operations/1",\
             "realtime_action":"CREATE","received_at":"...","data":{...}}. A gap marker \
             ({"kind":"gap","data":{"reason":...}}) says the session was re-established and \
-            notifications sent meanwhile may be missing: fetch what matters over REST. \
+            notifications sent meanwhile may be missing: fetch what matters over REST (inbox exec \
+            --operations does it for Cumulocity operations). \
             --channel takes a glob: * matches any characters (/ included), ? one.
             """,
         subcommands: [InboxList.self, InboxFollow.self, InboxExec.self, InboxConsumers.self]
@@ -59,7 +60,7 @@ struct InboxList: ParsableCommand {
         case .notification:
             var data = entry.data
             if data.count > 100 { data = String(data.prefix(99)) + "…" }
-            let action = entry.realtimeAction.map { " \($0)" } ?? ""
+            let action = entry.realtimeAction.map { " \($0)" } ?? (entry.recovered ? " RECOVERED" : "")
             return head + "\(entry.channel ?? "")\(action)  \(data)"
         }
     }
@@ -214,12 +215,22 @@ struct InboxExec: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The longest retry delay in seconds.", valueName: "seconds"))
     var retryMax: Double = 60
 
+    @Flag(help: "Cumulocity device control: report each operation's status (EXECUTING before COMMAND, SUCCESSFUL on exit 0, FAILED otherwise) and recover operations over REST at start and after gap markers. Needs [uplink] platform = \"cumulocity\".")
+    var operations = false
+
+    @Option(help: ArgumentHelp("With --operations: the device's managed object id (default: from the [downlink] channel /operations/ID).", valueName: "id"))
+    var device: String?
+
+    @Option(help: ArgumentHelp("With --operations: operations per page the recovery asks for (1 to 2000).", valueName: "n"))
+    var recoveryPageSize = 100
+
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The command and its arguments, after --.", valueName: "command"))
     var command: [String] = []
 
     func validate() throws {
         guard !command.isEmpty else { throw ValidationError("give the command after --, e.g. edgebuf inbox exec --consumer ops -- ./handler.sh") }
         guard maxAttempts >= 0 else { throw ValidationError("--max-attempts must be 0 or more") }
+        guard (1...2000).contains(recoveryPageSize) else { throw ValidationError("--recovery-page-size must be 1 to 2000") }
         guard timeout >= 0, retryInitial > 0, retryMax >= retryInitial else {
             throw ValidationError("--timeout must be >= 0, --retry-initial > 0 and --retry-max >= --retry-initial")
         }
@@ -227,7 +238,11 @@ struct InboxExec: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            _ = try global.bootstrapLogging()
+            let logger = try global.bootstrapLogging()
+            if operations {
+                try await runOperations(logger: logger)
+                return
+            }
             let cursor = try InboxCursor(global: global, options: options)
             _ = try await cursor.run(once: options.once, confirmEach: true) { entry in
                 var attempt = 0
@@ -272,6 +287,10 @@ struct InboxExec: AsyncParsableCommand {
         var timedOut = false
         var launchError: String?
 
+        /// With `capture`: the last bytes the command wrote to stdout and stderr.
+        var stdoutTail: [UInt8] = []
+        var stderrTail: [UInt8] = []
+
         var succeeded: Bool { status == 0 && !timedOut }
         var description: String {
             if let launchError { return "could not start: \(launchError)" }
@@ -284,19 +303,40 @@ struct InboxExec: AsyncParsableCommand {
     /// Runs the command in a process group of its own, with the entry's JSON line on stdin,
     /// and waits for it; at the timeout the whole group (the command and anything it
     /// started) gets SIGTERM, then SIGKILL 5 s later.
-    static func execute(_ command: [String], entry: InboxEntry, timeout: Double) -> Outcome {
+    /// With `capture`, the command's stdout and stderr go through pipes: copied to ours as they
+    /// come, and their last 4 KiB kept (`stdoutTail`, `stderrTail`).
+    static func execute(_ command: [String], entry: InboxEntry, timeout: Double, capture: Bool = false,
+                        environment extra: [String: String] = [:]) -> Outcome {
         var environment = ProcessInfo.processInfo.environment
         environment["EDGEBUF_INBOX_ID"] = String(entry.id)
         environment["EDGEBUF_INBOX_KIND"] = entry.kind.rawValue
         environment["EDGEBUF_INBOX_CHANNEL"] = entry.channel ?? ""
+        for (key, value) in extra { environment[key] = value }
         var pipeEnds: [Int32] = [0, 0]
         guard pipe(&pipeEnds) == 0 else { return Outcome(launchError: "pipe: \(String(cString: strerror(errno)))") }
         let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
+        var outputs: [(read: Int32, write: Int32, ours: Int32)] = []
+        if capture {
+            for ours in [Int32(1), Int32(2)] {
+                var ends: [Int32] = [0, 0]
+                guard pipe(&ends) == 0 else {
+                    close(readEnd); close(writeEnd)
+                    outputs.forEach { close($0.read); close($0.write) }
+                    return Outcome(launchError: "pipe: \(String(cString: strerror(errno)))")
+                }
+                outputs.append((ends[0], ends[1], ours))
+            }
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         posix_spawn_file_actions_adddup2(&actions, readEnd, 0)
         posix_spawn_file_actions_addclose(&actions, readEnd)
         posix_spawn_file_actions_addclose(&actions, writeEnd)
+        for output in outputs {
+            posix_spawn_file_actions_adddup2(&actions, output.write, output.ours)
+            posix_spawn_file_actions_addclose(&actions, output.write)
+            posix_spawn_file_actions_addclose(&actions, output.read)
+        }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
@@ -321,10 +361,30 @@ struct InboxExec: AsyncParsableCommand {
         var pid: pid_t = 0
         let spawned = posix_spawnp(&pid, command[0], &actions, &attributes, argv, envp)
         close(readEnd)
+        outputs.forEach { close($0.write) }
         guard spawned == 0 else {
             close(writeEnd)
+            outputs.forEach { close($0.read) }
             return Outcome(launchError: "\(command[0]): \(String(cString: strerror(spawned)))")
         }
+        var tails: [[UInt8]] = Array(repeating: [], count: outputs.count)
+        var open = outputs.map { _ in true }
+        /// Copies what the command wrote so far (without blocking) and keeps the tails.
+        func pump() {
+            var buffer = [UInt8](repeating: 0, count: 16384)
+            for (index, output) in outputs.enumerated() where open[index] {
+                while true {
+                    var watch = pollfd(fd: output.read, events: Int16(POLLIN), revents: 0)
+                    guard poll(&watch, 1, 0) > 0 else { break }
+                    let count = read(output.read, &buffer, buffer.count)
+                    if count <= 0 { open[index] = false; break }
+                    FileOutput(fd: output.ours).write(Array(buffer[..<count]))
+                    tails[index].append(contentsOf: buffer[..<count])
+                    if tails[index].count > 4096 { tails[index].removeFirst(tails[index].count - 4096) }
+                }
+            }
+        }
+        defer { outputs.forEach { close($0.read) } }
         // A handler that does not read stdin must not kill us: with SIGPIPE ignored the
         // write fails with EPIPE instead.
         signal(SIGPIPE, SIG_IGN)
@@ -336,6 +396,7 @@ struct InboxExec: AsyncParsableCommand {
         var timedOut = false
         var status: Int32 = 0
         while true {
+            pump()
             let done = waitpid(pid, &status, WNOHANG)
             if done == pid { break }
             if done < 0 && errno != EINTR { return Outcome(launchError: "waitpid: \(String(cString: strerror(errno)))") }
@@ -351,14 +412,21 @@ struct InboxExec: AsyncParsableCommand {
             }
             usleep(10_000)
         }
+        pump()
+        var outcome: Outcome
         if timedOut {
             kill(-pid, SIGKILL)  // anything of the group still left
-            return Outcome(timedOut: true)
+            outcome = Outcome(timedOut: true)
+        } else {
+            // WIFEXITED / WTERMSIG are macros: decode the status word by hand.
+            let signalNumber = status & 0x7f
+            outcome = signalNumber == 0 ? Outcome(status: (status >> 8) & 0xff) : Outcome(signal: signalNumber)
         }
-        // WIFEXITED / WTERMSIG are macros: decode the status word by hand.
-        let signalNumber = status & 0x7f
-        if signalNumber == 0 { return Outcome(status: (status >> 8) & 0xff) }
-        return Outcome(signal: signalNumber)
+        if capture {
+            outcome.stdoutTail = tails[0]
+            outcome.stderrTail = tails[1]
+        }
+        return outcome
     }
 }
 

@@ -214,7 +214,7 @@ import Testing
                 let devices = try #require((json as? [String: Any])?["devices"] as? [[String: Any]])
                 #expect(devices.map { $0["device_id"] as? String } == request.children)
                 #expect(devices.reduce(0) { $0 + (($1["services"] as? [Any])?.count ?? 0) } == request.recordCount)
-            case .message: #expect(request.recordCount == 1)
+            case .message, .operationStatus: #expect(request.recordCount == 1)
             }
             // FIFO per device (and per child) within the kind.
             for record in request.records {

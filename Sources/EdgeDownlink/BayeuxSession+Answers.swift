@@ -143,7 +143,7 @@ extension BayeuxSession {
         }
         if advice?.reconnect == .handshake {
             note("the server advised a new handshake", .warning)
-            return scheduleHandshake(due: now.advanced(by: interval), cause: "the server advised a new handshake")
+            return scheduleHandshake(due: now.advanced(by: interval + rehandshakeSpread()), cause: "the server advised a new handshake")
         }
         path = .connect(due: now.advanced(by: interval))
     }
@@ -176,11 +176,13 @@ extension BayeuxSession {
             note("handshake failed (\(trouble.summary)); next handshake in \(delay.readable)", .warning)
             scheduleHandshake(due: now.advanced(by: delay), cause: "handshake failed (\(trouble.summary))")
         } else if trouble.serverError?.isUnknownClient == true {
-            note("the server no longer knows the session (\(trouble.summary)); handshaking again in \(delay.readable)", .warning)
-            scheduleHandshake(due: now.advanced(by: delay), cause: "the server dropped the session (\(trouble.summary))")
+            let spread = delay + rehandshakeSpread()
+            note("the server no longer knows the session (\(trouble.summary)); handshaking again in \(spread.readable)", .warning)
+            scheduleHandshake(due: now.advanced(by: spread), cause: "the server dropped the session (\(trouble.summary))")
         } else if advice?.reconnect == .handshake {
-            note("connect failed (\(trouble.summary)) and the server advised a new handshake; handshaking in \(delay.readable)", .warning)
-            scheduleHandshake(due: now.advanced(by: delay), cause: "the server advised a new handshake (\(trouble.summary))")
+            let spread = delay + rehandshakeSpread()
+            note("connect failed (\(trouble.summary)) and the server advised a new handshake; handshaking in \(spread.readable)", .warning)
+            scheduleHandshake(due: now.advanced(by: spread), cause: "the server advised a new handshake (\(trouble.summary))")
         } else {
             note("connect failed (\(trouble.summary)); retrying in \(delay.readable)", .warning)
             path = .connect(due: now.advanced(by: delay))
@@ -208,7 +210,7 @@ extension BayeuxSession {
         }
         if errors.contains(where: \.isUnknownClient) || replyAdvice?.reconnect == .handshake {
             consecutiveFailures += 1
-            let delay = interval + backoff.nextDelay()
+            let delay = interval + backoff.nextDelay() + rehandshakeSpread()
             currentBackoff = delay
             lastError = "\(request.kind.rawValue): \(summary)"
             note("the server no longer knows the session (\(request.kind.rawValue): \(summary)); handshaking again in \(delay.readable)", .warning)

@@ -167,6 +167,16 @@ public struct BayeuxSession<Instant: InstantProtocol & Sendable>: Sendable where
                                                 maximum: configuration.credentialsBackoffMaximum, random: random)
         self.subscribeBackoff = BayeuxBackoff(initial: configuration.backoffInitial, maximum: configuration.backoffMaximum, random: random)
         self.storeBackoff = BayeuxBackoff(initial: configuration.backoffInitial, maximum: configuration.backoffMaximum, random: random)
+        self.spreadRandom = random
+    }
+
+    /// Drives the re-handshake spread (`DownlinkConfiguration.rehandshakeSpread`).
+    var spreadRandom: any RandomNumberGenerator & Sendable
+
+    /// A uniform random part of the re-handshake spread, added to the wait before a handshake
+    /// after the server lost the session.
+    mutating func rehandshakeSpread() -> Duration {
+        configuration.rehandshakeSpread * (Double(spreadRandom.next() >> 11) * 0x1p-53)
     }
 
     // MARK: Inputs

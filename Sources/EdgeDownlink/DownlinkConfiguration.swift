@@ -30,6 +30,12 @@ public struct DownlinkConfiguration: Sendable, Equatable {
     public var credentialsBackoffInitial: Duration
     /// The longest wait after refused credentials. Default 30 min.
     public var credentialsBackoffMaximum: Duration
+    /// After the server lost the session (`402::Unknown client`, advice `reconnect:
+    /// handshake`), the new handshake waits a further uniform random part of this. A server
+    /// restart drops every device's session in the same instant: without the spread a whole
+    /// fleet would handshake within the same second. Default 5 s (`[downlink]
+    /// rehandshake_spread`); 0 turns it off.
+    public var rehandshakeSpread: Duration = .seconds(5)
     /// An optional `ext` object for the handshake, as JSON text (e.g. Cumulocity's
     /// `com.cumulocity.authn` token). It may hold a credential: never log it.
     public var handshakeExt: [UInt8]?

@@ -58,6 +58,7 @@ public struct DownlinkSettings: Sendable, Equatable {
         if let s = try section.seconds("poll_deadline_margin", range: 0.5...600) { session.pollDeadlineMargin = .milliseconds(Int64(s * 1000)) }
         if let s = try section.seconds("backoff_initial", range: 0.01...3600) { session.backoffInitial = .milliseconds(Int64(s * 1000)) }
         if let s = try section.seconds("backoff_max", range: 0.01...86400) { session.backoffMaximum = .milliseconds(Int64(s * 1000)) }
+        if let s = try section.seconds("rehandshake_spread", range: 0...600) { session.rehandshakeSpread = .milliseconds(Int64(s * 1000)) }
         if let s = try section.seconds("credentials_backoff", range: 0.01...86400) {
             session.credentialsBackoffInitial = .milliseconds(Int64(s * 1000))
             session.credentialsBackoffMaximum = max(session.credentialsBackoffMaximum, session.credentialsBackoffInitial)

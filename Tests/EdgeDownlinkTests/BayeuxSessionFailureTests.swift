@@ -145,6 +145,30 @@ import Testing
         #expect(h.session.status().reconnects == 1)
     }
 
+    /// A server restart drops every device's session at once: 200 devices (each its own
+    /// random source) meeting the 402 at the same instant spread their new handshakes over
+    /// the backoff and `rehandshake_spread` (5 s), no 100 ms holding more than a tenth of them;
+    /// without the spread they all fall within the backoff's half second.
+    @Test func aFleetReHandshakesSpreadOutAfterAServerRestart() throws {
+        func handshakeWaits(spread: Duration) -> [Double] {
+            (0..<200).map { seed in
+                var h = Harness(configure: { $0.rehandshakeSpread = spread }, random: SplitMix64(seed: UInt64(seed)))
+                h.session.start(now: h.now)
+                let poll = h.connect()
+                h.answer(poll, Reply.meta(poll, successful: false, error: "402::Unknown client"))
+                _ = expectKind(h.run(), .handshake)
+                return seconds(h.waits.last ?? .zero)
+            }
+        }
+        let spread = handshakeWaits(spread: .seconds(5))
+        #expect(spread.allSatisfy { $0 >= 0.5 && $0 <= 6.0 }, "\(spread.min()!)...\(spread.max()!)")
+        #expect(spread.max()! - spread.min()! > 4, "\(spread.min()!)...\(spread.max()!)")
+        let busiest = Dictionary(grouping: spread) { Int($0 * 10) }.values.map(\.count).max()!
+        #expect(busiest <= 20, "\(busiest) of 200 handshakes in one 100 ms")
+        let together = handshakeWaits(spread: .zero)
+        #expect(together.max()! - together.min()! <= 0.5, "without the spread: \(together.min()!)...\(together.max()!)")
+    }
+
     @Test func storedAdviceIsClearedBeforeANewHandshake() {
         var h = Harness()
         h.session.start(now: h.now)

@@ -84,6 +84,7 @@ func makeEngine(global: GlobalOptions, logger: Logger) throws -> SyncEngine {
     let outbox = try OutboxConfiguration(document: document)
     let uplink = try UplinkConfiguration(document: document)
     _ = try DownlinkSettings(document: document)
+    _ = try IngestConfiguration(document: document)
     _ = try document.section("log")
     try document.finish()
     guard uplink.isConfigured else {

@@ -10,11 +10,60 @@ import Testing
     /// kill, and no message is there twice.
     @Test func kill9While16ClientsPostLosesNothingAcknowledged() throws {
         let daemon = try IngestDaemon()
+        let acknowledged = try Self.postUntilKilled(daemon, device: { "d-\($0)" })
+        let ids = try daemon.records().compactMap { ($0["payload"] as? JSONDict)?.string("id") }
+        var counts: [String: Int] = [:]
+        for id in ids { counts[id, default: 0] += 1 }
+        let missing = acknowledged.filter { counts[$0] == nil }
+        #expect(missing.isEmpty, "acknowledged but not stored: \(missing.prefix(10)) of \(acknowledged.count)")
+        let twice = counts.filter { $0.value > 1 }
+        #expect(twice.isEmpty, "stored twice: \(twice.keys.prefix(10))")
+        print("ingest kill -9: \(acknowledged.count) acknowledged, \(ids.count) stored (\(ids.count - acknowledged.count) committed but unanswered)")
+    }
+
+    /// The same with the uplink draining to the simulator while the clients post: after the
+    /// kill, `flush` delivers the rest, and every acknowledged message reached the platform;
+    /// the only duplicate can be the one request in flight at the kill.
+    @Test func kill9WithTheUplinkRunningDeliversEveryAcknowledgedRecord() throws {
+        let simulator = try Simulator()
+        let uplink = """
+            [uplink]
+            platform = "iotda"
+            url = "\(simulator.url)"
+            allow_plain_http = true
+            device_id = "gw-1"
+            secret = "\(Simulator.devices["gw-1"]!)"
+            backoff_initial = "50ms"
+            backoff_max = "500ms"
+            """
+        let daemon = try IngestDaemon(extra: uplink)
+        let acknowledged = try Self.postUntilKilled(daemon, device: { _ in "gw-1" })
+        let flush = try edgebuf(["flush", "--config", daemon.configPath, "--db", daemon.database])
+        #expect(flush.status == 0, "\(flush.stderr.suffix(1000))")
+        #expect(try daemon.records().isEmpty)
+        var counts: [String: Int] = [:]
+        for record in try simulator.accepted() where record.string("kind") == "message" {
+            if let id = record.string("id") { counts[id, default: 0] += 1 }
+        }
+        let missing = acknowledged.filter { counts[$0] == nil }
+        #expect(missing.isEmpty, "acknowledged but never delivered: \(missing.prefix(10)) of \(acknowledged.count)")
+        let duplicates = counts.values.reduce(0) { $0 + $1 - 1 }
+        #expect(duplicates <= 1, "\(duplicates) duplicates; only the request in flight at the kill may be sent twice")
+        let status = try edgebuf(["status", "--config", daemon.configPath, "--db", daemon.database])
+        #expect(status.status == 0, "status reads a configuration with [ingest]: \(status.stderr)")
+        print("ingest kill -9 with uplink: \(acknowledged.count) acknowledged, \(counts.count) delivered, \(duplicates) duplicates")
+    }
+
+    /// Starts the daemon, lets 16 keep-alive clients post IoTDA messages with unique ids
+    /// (`c<client>-<seq>`) until a few hundred were answered, kills the daemon with SIGKILL,
+    /// and returns the ids that got a 200.
+    static func postUntilKilled(_ daemon: IngestDaemon, device: (Int) -> String) throws -> [String] {
         let process = try daemon.start()
         let acks = daemon.directory.file("acks")
+        let script = daemon.directory.file("poster.py")
         try #"""
             import http.client, json, sys, threading
-            port, acks = int(sys.argv[1]), sys.argv[2]
+            port, acks, devices = int(sys.argv[1]), sys.argv[2], sys.argv[3].split(",")
             def client(n):
                 out = open("%s.%d" % (acks, n), "w", buffering=1)
                 c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -24,7 +73,7 @@ import Testing
                     mid = "c%d-%d" % (n, seq)
                     body = json.dumps({"name": "tick", "id": mid, "content": {"client": n, "seq": seq}})
                     try:
-                        c.request("POST", "/v5/devices/d-%d/sys/messages/up" % n, body=body, headers={"Content-Type": "application/json"})
+                        c.request("POST", "/v5/devices/%s/sys/messages/up" % devices[n], body=body, headers={"Content-Type": "application/json"})
                         r = c.getresponse(); r.read()
                     except Exception:
                         return
@@ -33,33 +82,22 @@ import Testing
             threads = [threading.Thread(target=client, args=(n,)) for n in range(16)]
             for t in threads: t.start()
             for t in threads: t.join()
-            """#.write(toFile: daemon.directory.file("poster.py"), atomically: true, encoding: .utf8)
-        let posters = try ChildProcess(try which("python3"), [daemon.directory.file("poster.py"), String(daemon.port), acks],
+            """#.write(toFile: script, atomically: true, encoding: .utf8)
+        let posters = try ChildProcess(try which("python3"), [script, String(daemon.port), acks, (0..<16).map(device).joined(separator: ",")],
                                        stdout: daemon.directory.file("poster.out"), stderr: daemon.directory.file("poster.err"))
-        // Until a few hundred requests were answered (a loaded runner is slow), at most 20 s.
-        let started = poll(timeout: .seconds(20), interval: .milliseconds(50)) {
-            let acked = (0..<16).reduce(0) { total, n in
-                total + ((try? String(contentsOfFile: "\(acks).\(n)", encoding: .utf8))?.split(separator: "\n").count ?? 0)
+        func acknowledged() -> [String] {
+            (0..<16).flatMap { n in
+                ((try? String(contentsOfFile: "\(acks).\(n)", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
             }
-            return acked >= 300
         }
+        // Until a few hundred requests were answered (a loaded runner is slow), at most 20 s.
+        let started = poll(timeout: .seconds(20), interval: .milliseconds(50)) { acknowledged().count >= 300 }
         process.kill9()
         #expect(posters.wait(timeout: .seconds(30)) != nil, "the clients did not end after the kill")
         posters.kill9()
-        var acknowledged: [String] = []
-        for n in 0..<16 {
-            let text = (try? String(contentsOfFile: "\(acks).\(n)", encoding: .utf8)) ?? ""
-            acknowledged += text.split(separator: "\n").map(String.init)
-        }
-        #expect(started, "the premise: clients were answered before the kill (\(acknowledged.count) acks)")
-        let ids = try daemon.records().compactMap { ($0["payload"] as? JSONDict)?.string("id") }
-        var counts: [String: Int] = [:]
-        for id in ids { counts[id, default: 0] += 1 }
-        let missing = acknowledged.filter { counts[$0] == nil }
-        #expect(missing.isEmpty, "acknowledged but not stored: \(missing.prefix(10)) of \(acknowledged.count)")
-        let twice = counts.filter { $0.value > 1 }
-        #expect(twice.isEmpty, "stored twice: \(twice.keys.prefix(10))")
-        print("ingest kill -9: \(acknowledged.count) acknowledged, \(ids.count) stored (\(ids.count - acknowledged.count) committed but unanswered)")
+        let result = acknowledged()
+        #expect(started, "the premise: clients were answered before the kill (\(result.count) acks)")
+        return result
     }
 
     /// Malformed requests on raw sockets: bad request lines, huge headers, a Content-Length

@@ -57,6 +57,12 @@ final class IngestStatus: @unchecked Sendable {
                 out += "edgebuf_dead_letters \(dead.records)\n"
                 out += "# HELP edgebuf_inbox_records Notifications in the inbox.\n# TYPE edgebuf_inbox_records gauge\n"
                 out += "edgebuf_inbox_records \(try InboxStore(db).totals().records)\n"
+                // Uplink requests by result, over the audit rows retention keeps ([audit]).
+                let results = try db.prepare("SELECT json_extract(detail, '$.outcome'), count(*) FROM audit WHERE event = 'request' GROUP BY 1 ORDER BY 1")
+                out += "# HELP edgebuf_uplink_requests Uplink requests in the retained audit, by result.\n# TYPE edgebuf_uplink_requests gauge\n"
+                while try results.step() {
+                    out += "edgebuf_uplink_requests{result=\"\(Self.label(results.text(0)))\"} \(results.int64(1))\n"
+                }
                 for component in ["uplink", "downlink"] {
                     guard let saved = try RuntimeState.load(db, component: component),
                           let members = try? JSON.members(of: Array(saved.state.utf8)) else { continue }

@@ -49,6 +49,12 @@ import Testing
         #expect(missing.isEmpty, "acknowledged but never delivered: \(missing.prefix(10)) of \(acknowledged.count)")
         let duplicates = counts.values.reduce(0) { $0 + $1 - 1 }
         #expect(duplicates <= 1, "\(duplicates) duplicates; only the request in flight at the kill may be sent twice")
+        try daemon.start()
+        let metrics = try daemon.curl(["\(daemon.base)/metrics"]).stdout
+        #expect(metrics.contains(#"edgebuf_uplink_requests{result="delivered"} "#), "\(metrics)")
+        #expect(metrics.contains("edgebuf_uplink_phase{phase="), "\(metrics)")
+        #expect(metrics.contains(#"edgebuf_outbox_records{class="normal"} 0"#), "\(metrics)")
+        daemon.process?.stop()
         let status = try edgebuf(["status", "--config", daemon.configPath, "--db", daemon.database])
         #expect(status.status == 0, "status reads a configuration with [ingest]: \(status.stderr)")
         print("ingest kill -9 with uplink: \(acknowledged.count) acknowledged, \(counts.count) delivered, \(duplicates) duplicates")

@@ -23,6 +23,9 @@ let package = Package(
         // The local ingest server: NIOHTTP1 parses HTTP/1.1 (llhttp inside), so edgebuf never
         // parses requests by hand; see EdgeIngest.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // HTTPS for ingest off loopback (its own BoringSSL: libcurl's OpenSSL is not reachable
+        // from NIO).
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
@@ -76,6 +79,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

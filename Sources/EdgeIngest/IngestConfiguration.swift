@@ -1,4 +1,6 @@
 import EdgeBuffer
+import Foundation
+import NIOSSL
 
 /// `[ingest]`: the local HTTP server `edgebuf run` serves the platforms' device APIs on.
 public struct IngestConfiguration: Sendable {
@@ -31,6 +33,9 @@ public struct IngestConfiguration: Sendable {
     /// The token every request must carry (`Authorization: Bearer`), and the secret IoTDA
     /// clients sign `device-auth` with. Never logged.
     public var token: Secret?
+    /// HTTPS on `listen` (the unix socket stays plain: it is local and 0660), loaded and
+    /// checked at startup.
+    public var tls: NIOSSLContext?
     /// Connections open at once; more are closed at accept.
     public var maxConnections = defaultMaxConnections
     /// A request body over this is answered 413 before it is read whole.
@@ -74,17 +79,21 @@ extension IngestConfiguration {
         }
         let cert = try section.string("cert_file")
         let key = try section.string("key_file")
-        if cert != nil || key != nil {
-            throw section.error(cert != nil ? "cert_file" : "key_file",
-                                "HTTPS for ingest is not available in this version; serve on a loopback address (or unix_socket) without cert_file/key_file")
+        switch (cert, key) {
+        case (nil, nil): break
+        case (let cert?, let key?): tls = try Self.loadTLS(cert: cert, key: key, section: section)
+        case (nil, _?): throw section.error("cert_file", "is missing: HTTPS needs both cert_file and key_file")
+        case (_?, nil): throw section.error("key_file", "is missing: HTTPS needs both cert_file and key_file")
         }
         if !listen.isLoopback {
-            // Off loopback, anyone on the network could store records: the token and TLS
-            // (so that the token does not travel in clear) are both required.
+            // Off loopback, anyone on the network could store records: the token, and TLS so
+            // that the token does not travel in clear, are both required.
             if token == nil {
-                throw section.error("listen", "\(listen) is not a loopback address: set ingest.token (and HTTPS) or listen on 127.0.0.1")
+                throw section.error("token", "is required when ingest.listen (\(listen)) is not a loopback address; set it (e.g. from `openssl rand -hex 16`) or listen on 127.0.0.1")
             }
-            throw section.error("listen", "\(listen) is not a loopback address: that needs HTTPS (cert_file/key_file), which this version does not offer; listen on 127.0.0.1 or use unix_socket")
+            if tls == nil {
+                throw section.error("cert_file", "is required when ingest.listen (\(listen)) is not a loopback address, so the token does not travel in clear; set cert_file and key_file or listen on 127.0.0.1")
+            }
         }
         if let n = try section.int("max_connections", range: 1...100_000) { maxConnections = Int(n) }
         if let b = try section.bytes("max_body_bytes", range: 1024...(64 << 20)) { maxBodyBytes = Int(b) }
@@ -95,6 +104,31 @@ extension IngestConfiguration {
         if let s = try section.seconds("header_timeout", range: 0.1...3600) { headerTimeout = .milliseconds(Int64(s * 1000)) }
         if let s = try section.seconds("idle_timeout", range: 0.1...86400) { idleTimeout = .milliseconds(Int64(s * 1000)) }
         if let s = try section.seconds("body_timeout", range: 0.1...3600) { bodyTimeout = .milliseconds(Int64(s * 1000)) }
+    }
+
+    /// The certificate chain and key as NIO's TLS context (TLS 1.2 or newer). A key file that
+    /// others may read is refused: the key would not be secret.
+    static func loadTLS(cert: String, key: String, section: ConfigSection) throws -> NIOSSLContext {
+        let certificates: [NIOSSLCertificate]
+        do { certificates = try NIOSSLCertificate.fromPEMFile(cert) } catch {
+            throw section.error("cert_file", "cannot be read as a PEM certificate chain (\(cert)): \(error)")
+        }
+        guard !certificates.isEmpty else { throw section.error("cert_file", "holds no PEM certificate (\(cert))") }
+        var info = stat()
+        guard stat(key, &info) == 0 else { throw section.error("key_file", "cannot be read (\(key)): \(String(cString: strerror(errno)))") }
+        if info.st_mode & 0o077 != 0 {
+            throw section.error("key_file", "may be read by others (mode \(String(info.st_mode & 0o777, radix: 8))); chmod 600 \(key)")
+        }
+        let privateKey: NIOSSLPrivateKey
+        do { privateKey = try NIOSSLPrivateKey(file: key, format: .pem) } catch {
+            throw section.error("key_file", "cannot be read as a PEM private key (\(key)): \(error)")
+        }
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: certificates.map { .certificate($0) },
+                                                                     privateKey: .privateKey(privateKey))
+        configuration.minimumTLSVersion = .tlsv12
+        do { return try NIOSSLContext(configuration: configuration) } catch {
+            throw section.error("key_file", "does not go with cert_file (\(error))")
+        }
     }
 
     /// `host:port`, `[v6]:port`.

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import Synchronization
 
@@ -49,12 +50,13 @@ public final class IngestService: Service, Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var channels: [any Channel] = []
         do {
-            let bootstrap = makeBootstrap(group)
+            let bootstrap = makeBootstrap(group, tls: configuration.tls)
             let tcp = try await bootstrap.bind(host: configuration.listen.host, port: configuration.listen.port).get()
             channels.append(tcp)
-            var addresses = [tcp.localAddress.map { "\($0.ipAddress ?? configuration.listen.host):\($0.port ?? 0)" } ?? "\(configuration.listen)"]
+            let scheme = configuration.tls == nil ? "http" : "https"
+            var addresses = [tcp.localAddress.map { "\(scheme)://\($0.ipAddress ?? configuration.listen.host):\($0.port ?? 0)" } ?? "\(configuration.listen)"]
             if let path = configuration.unixSocket {
-                let unix = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+                let unix = try await makeBootstrap(group, tls: nil).bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
                 channels.append(unix)
                 chmod(path, 0o660)
                 addresses.append(path)
@@ -81,7 +83,7 @@ public final class IngestService: Service, Sendable {
         logger.info("ingest stopped")
     }
 
-    private func makeBootstrap(_ group: MultiThreadedEventLoopGroup) -> ServerBootstrap {
+    private func makeBootstrap(_ group: MultiThreadedEventLoopGroup, tls: NIOSSLContext?) -> ServerBootstrap {
         let shared = self.shared
         let limit = configuration.maxConnections
         return ServerBootstrap(group: group)
@@ -107,6 +109,8 @@ public final class IngestService: Service, Sendable {
                     let handler = IngestHandler(shared: shared)
                     let watcher = FirstByteWatcher()
                     try operations.addHandler(watcher, position: .first)
+                    // TLS in front of everything: the header timeout then covers the handshake.
+                    if let tls { try operations.addHandler(NIOSSLServerHandler(context: tls), position: .first) }
                     try operations.addHandler(handler)
                     let context = try operations.context(handler: handler)
                     watcher.onBytes = { [unowned handler] in handler.bytesArrived(context: context) }

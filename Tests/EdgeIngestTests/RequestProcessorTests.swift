@@ -151,9 +151,11 @@ import Testing
     }
 
     @Test func unsafeCombinationsAreRefusedNamingTheKey() {
-        #expect(refusedKey("[ingest]\nlisten = \"0.0.0.0:8780\"\n") == "ingest.listen")
-        #expect(refusedKey("[ingest]\nlisten = \"192.168.1.5:8780\"\ntoken = \"0123456789abcdef0123\"\n") == "ingest.listen")
-        #expect(refusedKey("[ingest]\ncert_file = \"/etc/c.pem\"\n") == "ingest.cert_file")
+        #expect(refusedKey("[ingest]\nlisten = \"0.0.0.0:8780\"\n") == "ingest.token")
+        #expect(refusedKey("[ingest]\nlisten = \"192.168.1.5:8780\"\ntoken = \"0123456789abcdef0123\"\n") == "ingest.cert_file")
+        #expect(refusedKey("[ingest]\ncert_file = \"/etc/c.pem\"\n") == "ingest.key_file")
+        #expect(refusedKey("[ingest]\nkey_file = \"/etc/c.key\"\n") == "ingest.cert_file")
+        #expect(refusedKey("[ingest]\ncert_file = \"/nonexistent.pem\"\nkey_file = \"/nonexistent.key\"\n") == "ingest.cert_file")
         #expect(refusedKey("[ingest]\ntoken = \"short\"\n") == "ingest.token")
         #expect(refusedKey("[ingest]\nlisten = \"nonsense\"\n") == "ingest.listen")
         #expect(refusedKey("[ingest]\nunix_socket = \"relative.sock\"\n") == "ingest.unix_socket")

@@ -11,11 +11,11 @@ final class IngestDaemon: @unchecked Sendable {
     private var starts = 0
 
     /// `ingest` is added to `[ingest]`; `extra` after it (other sections).
-    init(ingest: String = "", extra: String = "") throws {
+    init(ingest: String = "", extra: String = "", host: String = "127.0.0.1") throws {
         port = try freePort()
         database = directory.file("edgebuf.db")
         configPath = directory.file("edgebuf.toml")
-        let text = "[ingest]\nlisten = \"127.0.0.1:\(port)\"\n\(ingest)\n\(extra)\n"
+        let text = "[ingest]\nlisten = \"\(host):\(port)\"\n\(ingest)\n\(extra)\n"
         try text.write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 

@@ -246,7 +246,8 @@ import Testing
     /// and the token's value is never in the message.
     @Test func unsafeConfigurationIsRefusedWithExit78() throws {
         let token = "tok-never-printed-0123456789"
-        for (ingest, key) in [("listen = \"0.0.0.0:8780\"\ntoken = \"\(token)\"", "ingest.listen"),
+        for (ingest, key) in [("listen = \"0.0.0.0:8780\"\ntoken = \"\(token)\"", "ingest.cert_file"),
+                              ("listen = \"0.0.0.0:8780\"", "ingest.token"),
                               ("token = \"short\"", "ingest.token"),
                               ("cert_file = \"/nonexistent.pem\"\nkey_file = \"/nonexistent.key\"", "ingest.cert_file")] {
             let directory = TemporaryDirectory("edgebuf-ingest-config")

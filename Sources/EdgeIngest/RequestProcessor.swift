@@ -87,6 +87,9 @@ public struct RequestProcessor: Sendable {
                 return .status(route)
             case .iotdaAuth:
                 let request = try IoTDABodies.auth(body: body)
+                if request.signType == 1 && !Self.isCurrentHour(request.timestamp, now: now) {
+                    return .respond(IngestResponse.error(route, status: 401, field: "timestamp", message: "device-auth failed: with sign_type 1 the timestamp must be the current UTC hour (YYYYMMDDHH), as the platform checks; fix the device clock or use sign_type 0"))
+                }
                 if tokens.required && !tokens.matchesSignature(password: request.password, timestamp: request.timestamp) {
                     return .respond(IngestResponse.error(route, status: 401, message: "device-auth failed: the password must be the HMAC-SHA256 of ingest.token keyed with the timestamp"))
                 }
@@ -153,6 +156,15 @@ public struct RequestProcessor: Sendable {
         } catch {
             return .respond(.error(route, error))
         }
+    }
+
+    /// Whether `YYYYMMDDHH` is within an hour of `now` (ms), as IoTDA checks for sign_type 1.
+    static func isCurrentHour(_ timestamp: String, now: Int64) -> Bool {
+        let d = Array(timestamp.utf8).map { String(UnicodeScalar($0)) }
+        guard d.count == 10 else { return false }
+        let text = "\(d[0...3].joined())-\(d[4...5].joined())-\(d[6...7].joined())T\(d[8...9].joined()):00:00Z"
+        guard let start = Timestamp.parse(text) else { return false }
+        return now >= start - 3_600_000 && now < start + 2 * 3_600_000
     }
 
     /// The answer when the commit failed: nothing of the request was stored.

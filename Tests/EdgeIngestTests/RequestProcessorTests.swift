@@ -71,6 +71,21 @@ import Testing
         #expect(refused.status == 401)
     }
 
+    @Test func signType1ChecksTheHourLikeThePlatform() {
+        let p = processor()
+        func auth(_ timestamp: String) -> Int? {
+            let body = #"{"device_id": "d-1", "sign_type": 1, "timestamp": "\#(timestamp)", "password": "\#(String(repeating: "0", count: 64))"}"#
+            guard case .respond(let answer) = p.decide(head("POST", "/v5/device-auth"), route: .iotdaAuth, body: Array(body.utf8), now: now) else { return nil }
+            return answer.status
+        }
+        // now is 2026-11-22T03:10:10.555Z
+        #expect(auth("2026112203") == 200)
+        #expect(auth("2026112202") == 200)
+        #expect(auth("2026112204") == 200)
+        #expect(auth("2026112201") == 401)
+        #expect(auth("2026112106") == 401)
+    }
+
     @Test func oversizedBodyIsRefusedFromItsLength() {
         let p = processor(maxBody: 2048)
         let refused = p.admit(head("POST", "/v1/records", length: 2049), route: .records, now: now)

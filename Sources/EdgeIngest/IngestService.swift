@@ -56,9 +56,7 @@ public final class IngestService: Service, Sendable {
             let scheme = configuration.tls == nil ? "http" : "https"
             var addresses = [tcp.localAddress.map { "\(scheme)://\($0.ipAddress ?? configuration.listen.host):\($0.port ?? 0)" } ?? "\(configuration.listen)"]
             if let path = configuration.unixSocket {
-                let unix = try await makeBootstrap(group, tls: nil).bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
-                channels.append(unix)
-                chmod(path, 0o660)
+                channels.append(try await bindUnixSocket(path, bootstrap: makeBootstrap(group, tls: nil)))
                 addresses.append(path)
             }
             boundAddresses.withLock { $0 = addresses }
@@ -81,6 +79,31 @@ public final class IngestService: Service, Sendable {
         try? await group.shutdownGracefully()
         if let path = configuration.unixSocket { unlink(path) }
         logger.info("ingest stopped")
+    }
+
+    /// Binds the unix socket so that it is never reachable with other permissions than 0660:
+    /// bound inside a fresh 0700 directory beside `path`, made 0660, then renamed into place
+    /// (replacing a socket left by an earlier run; any other file there is refused).
+    private func bindUnixSocket(_ path: String, bootstrap: ServerBootstrap) async throws -> any Channel {
+        var info = stat()
+        if lstat(path, &info) == 0 && (info.st_mode & S_IFMT) != S_IFSOCK {
+            throw IngestBindError(address: path, reason: "a file that is not a socket is in the way")
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        var template = Array("\(parent)/.edgebuf-ingest.XXXXXX".utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw IngestBindError(address: path, reason: "cannot create a directory beside it (\(String(cString: strerror(errno))))")
+        }
+        let staging = String(cString: template)
+        let temporary = staging + "/s"
+        defer { unlink(temporary); rmdir(staging) }
+        let channel = try await bootstrap.bind(unixDomainSocketPath: temporary).get()
+        guard chmod(temporary, 0o660) == 0, rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            try? await channel.close()
+            throw IngestBindError(address: path, reason: reason)
+        }
+        return channel
     }
 
     private func makeBootstrap(_ group: MultiThreadedEventLoopGroup, tls: NIOSSLContext?) -> ServerBootstrap {

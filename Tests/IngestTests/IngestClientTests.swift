@@ -124,7 +124,8 @@ import Testing
         #expect(file.range(of: Data(token.utf8)) == nil, "the token is in the database file")
     }
 
-    /// A unix socket (0660) serves the same API.
+    /// A unix socket (0660) serves the same API; a stale one is replaced at start, a regular
+    /// file in its place is not.
     @Test func unixSocket() throws {
         let daemonDirectory = TemporaryDirectory("edgebuf-sock")
         let socket = daemonDirectory.file("ingest.sock")
@@ -136,5 +137,21 @@ import Testing
         let answer = try daemon.curl(["-i", "--unix-socket", socket, "-d", Self.property, "http://localhost/v5/devices/u-1/sys/properties/report"])
         #expect(statusCodes(answer.stdout) == [200], "\(answer.stdout) \(answer.stderr)")
         #expect(try daemon.records().first?.string("target") == "u-1")
+
+        // kill -9 leaves the socket behind: the next start replaces it.
+        daemon.process?.kill9()
+        try daemon.start()
+        #expect(poll(timeout: .seconds(10)) { daemon.logs.contains("ingest serving") })
+        let again = try daemon.curl(["-i", "--unix-socket", socket, "-d", Self.property, "http://localhost/v5/devices/u-2/sys/properties/report"])
+        #expect(statusCodes(again.stdout) == [200], "\(again.stdout) \(again.stderr)")
+        daemon.process?.stop()
+        #expect(!FileManager.default.fileExists(atPath: socket), "the socket is removed at a graceful stop")
+
+        // A file that is not a socket is never replaced.
+        try "keep me".write(toFile: socket, atomically: true, encoding: .utf8)
+        let refused = try edgebuf(["run", "--config", daemon.configPath, "--db", daemon.database])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("not a socket"), "\(refused.stderr)")
+        #expect((try? String(contentsOfFile: socket, encoding: .utf8)) == "keep me")
     }
 }

@@ -58,7 +58,12 @@ public struct RequestProcessor: Sendable {
             break  // open: health for probes, device-auth checks its own signature
         default:
             if tokens.required && !tokens.matchesBearer(head.authorization) && !tokens.matchesIssued(head.accessToken, now: now) {
-                var response = IngestResponse.error(route, status: 401, message: "the ingest token is missing or wrong: send Authorization: Bearer <ingest.token>, or the access_token that POST /v5/device-auth answered")
+                // IoTDA answers an invalid or expired token with 403 IOTDA.000004, on which its
+                // clients authenticate again (a local token does not survive a restart of
+                // edgebuf); 401 IOTDA.000002 would tell them their credentials are wrong.
+                let status = route.isIoTDA ? 403 : 401
+                var response = IngestResponse.error(route, status: status, message: "the ingest token is missing or wrong: send Authorization: Bearer <ingest.token>, or the access_token that POST /v5/device-auth answered")
+                if route.isIoTDA { response = Self.iotdaTokenRefusal(response) }
                 response.headers["www-authenticate"] = "Bearer"
                 return response
             }
@@ -165,6 +170,16 @@ public struct RequestProcessor: Sendable {
         let text = "\(d[0...3].joined())-\(d[4...5].joined())-\(d[6...7].joined())T\(d[8...9].joined()):00:00Z"
         guard let start = Timestamp.parse(text) else { return false }
         return now >= start - 3_600_000 && now < start + 2 * 3_600_000
+    }
+
+    /// IoTDA's "token invalid or expired" body.
+    static func iotdaTokenRefusal(_ response: IngestResponse) -> IngestResponse {
+        var body = JSONObject()
+        body.add("error_code", "IOTDA.000004")
+        body.add("error_msg", "the access token is missing, wrong or expired; authenticate again with POST /v5/device-auth (or send Authorization: Bearer <ingest.token>)")
+        var answer = IngestResponse.json(403, body)
+        answer.headers = response.headers
+        return answer
     }
 
     /// The answer when the commit failed: nothing of the request was stored.

@@ -35,10 +35,13 @@ import Testing
     @Test func tokenIsRequiredWhenConfiguredAndNeverEchoed() {
         let p = processor(token: token)
         let uri = "/v5/devices/d/sys/properties/report"
+        // IoTDA's "token invalid or expired" (403 IOTDA.000004), on which its clients authenticate again.
         let refused = p.admit(head("POST", uri), route: .iotdaProperties(deviceID: "d"), now: now)
-        #expect(refused?.status == 401)
+        #expect(refused?.status == 403)
+        #expect(refused?.bodyText.contains("IOTDA.000004") == true)
         let wrong = p.admit(head("POST", uri, authorization: "Bearer \(token)x"), route: .iotdaProperties(deviceID: "d"), now: now)
-        #expect(wrong?.status == 401)
+        #expect(wrong?.status == 403)
+        #expect(p.admit(head("POST", "/v1/records"), route: .records, now: now)?.status == 401)
         #expect(wrong?.bodyText.contains(token) == false)
         #expect(p.admit(head("POST", uri, authorization: "Bearer \(token)"), route: .iotdaProperties(deviceID: "d"), now: now) == nil)
         #expect(p.admit(head("GET", "/metrics"), route: .metrics, now: now)?.status == 401)
@@ -61,8 +64,8 @@ import Testing
         #expect(issued != token)
         let uri = "/v5/devices/d-1/sys/properties/report"
         #expect(p.admit(head("POST", uri, accessToken: issued), route: .iotdaProperties(deviceID: "d-1"), now: now) == nil)
-        #expect(p.admit(head("POST", uri, accessToken: issued), route: .iotdaProperties(deviceID: "d-1"), now: now + TokenBook.lifetimeSeconds * 1000 + 1)?.status == 401)
-        #expect(p.admit(head("POST", uri, accessToken: "guess"), route: .iotdaProperties(deviceID: "d-1"), now: now)?.status == 401)
+        #expect(p.admit(head("POST", uri, accessToken: issued), route: .iotdaProperties(deviceID: "d-1"), now: now + TokenBook.lifetimeSeconds * 1000 + 1)?.status == 403)
+        #expect(p.admit(head("POST", uri, accessToken: "guess"), route: .iotdaProperties(deviceID: "d-1"), now: now)?.status == 403)
 
         let forged = body.replacingOccurrences(of: password, with: String(repeating: "0", count: 64))
         guard case .respond(let refused) = p.decide(head("POST", "/v5/device-auth"), route: .iotdaAuth, body: Array(forged.utf8), now: now) else {

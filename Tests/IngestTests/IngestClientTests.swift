@@ -70,7 +70,8 @@ import Testing
 
     /// An unmodified IoTDA HTTPS device's steps, with ingest.token as its device secret:
     /// device-auth signs the secret with the hour, then property reports and a message carry
-    /// the answered access_token; a wrong token and no token are refused (401). The token
+    /// the answered access_token; a wrong token and no token get IoTDA's 403 IOTDA.000004 (so
+    /// the device authenticates again), a wrong signature 401. The token
     /// never appears in the logs (debug level), the audit, or /metrics.
     @Test func unmodifiedIoTDADeviceWithToken() throws {
         let token = "ingest-token-5f1d0c9a7e3b2a81"
@@ -106,10 +107,10 @@ import Testing
         #expect(out.components(separatedBy: "report 200\n").count - 1 == 5, "\(out)")
         #expect(out.contains("message 200\n"))
         #expect(out.contains("bearer 200\n"))
-        #expect(out.contains("none 401\n"))
-        #expect(out.contains("wrong 401\n"))
+        #expect(out.contains("none 403\n"))
+        #expect(out.contains("wrong 403\n"))
         #expect(out.contains("badauth 401\n"))
-        #expect(out.contains(#"edgebuf_ingest_requests_total{endpoint="iotda_properties",status="401"} 2"#), "\(out.suffix(1200))")
+        #expect(out.contains(#"edgebuf_ingest_requests_total{endpoint="iotda_properties",status="403"} 2"#), "\(out.suffix(1200))")
         let records = try daemon.records()
         #expect(records.count == 7)
         #expect(records.allSatisfy { $0.string("target") == "dev-1" })

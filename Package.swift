@@ -3,7 +3,7 @@ import PackageDescription
 
 // Dependency graph (arrows point one way):
 //   edgebuf (CLI) -> EdgeDoctor -> EdgeUplink, EdgeDownlink -> EdgeTransport -> CCurl
-//                 -> EdgeBuffer -> EdgeStore -> CSQLite
+//                 -> EdgeIngest (NIOHTTP1) -> EdgeBuffer -> EdgeStore -> CSQLite
 let package = Package(
     name: "edgebuf",
     platforms: [.macOS(.v13)],
@@ -20,6 +20,12 @@ let package = Package(
         // SHA-256 for the audit chain and HMAC-SHA256 for IoTDA device auth: an audited
         // implementation beats hand-written crypto.
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // The local ingest server: NIOHTTP1 parses HTTP/1.1 (llhttp inside), so edgebuf never
+        // parses requests by hand; see EdgeIngest.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // HTTPS for ingest off loopback (its own BoringSSL: libcurl's OpenSSL is not reachable
+        // from NIO).
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
@@ -67,6 +73,18 @@ let package = Package(
             ]
         ),
         .target(
+            name: "EdgeIngest",
+            dependencies: [
+                "EdgeBuffer", "EdgeStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
             name: "EdgeDoctor",
             dependencies: [
                 "EdgeBuffer", "EdgeStore", "EdgeTransport", "EdgeUplink", "EdgeDownlink",
@@ -81,6 +99,7 @@ let package = Package(
                 "EdgeUplink",
                 "EdgeDownlink",
                 "EdgeDoctor",
+                "EdgeIngest",
                 "CPosix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -105,6 +124,8 @@ let package = Package(
         .testTarget(name: "UplinkIntegrationTests", dependencies: ["edgebuf", "EdgeStore", "TestSupport"]),
         .testTarget(name: "DownlinkIntegrationTests", dependencies: ["edgebuf", "EdgeStore", "TestSupport"]),
         .testTarget(name: "DoctorTests", dependencies: ["edgebuf", "EdgeDoctor", "EdgeStore", "TestSupport"]),
+        .testTarget(name: "EdgeIngestTests", dependencies: ["EdgeIngest", "EdgeBuffer", "EdgeStore", "TestSupport"]),
+        .testTarget(name: "IngestTests", dependencies: ["edgebuf", "EdgeStore", "TestSupport"]),
         .testTarget(name: "ProofTests", dependencies: ["edgebuf", "EdgeStore", "TestSupport"]),
         .testTarget(name: "ServiceTests", dependencies: ["edgebuf", "EdgeStore", "TestSupport"]),
     ]

@@ -28,7 +28,7 @@ public final class ConfigDocument {
     private var sections: [String: ConfigSection] = [:]
 
     /// Sections edgebuf knows. Others are refused by `finish()`.
-    public static let knownSections = ["database", "uplink", "downlink", "inbox", "audit", "log"]
+    public static let knownSections = ["database", "uplink", "downlink", "inbox", "audit", "ingest", "log"]
 
     public init(file: String, text: String) throws {
         self.file = file
@@ -59,6 +59,9 @@ public final class ConfigDocument {
         // swiftlint:disable:next force_try
         try! ConfigDocument(file: "(none)", text: "")
     }
+
+    /// Whether the file has a `[name]` section (even an empty one).
+    public func contains(_ name: String) -> Bool { root[name] != nil }
 
     /// The section `[name]`, empty when absent.
     public func section(_ name: String) throws -> ConfigSection {

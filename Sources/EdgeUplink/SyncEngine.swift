@@ -104,6 +104,9 @@ public actor SyncEngine: Service {
     @discardableResult
     private func loop(untilEmpty: Bool) async throws -> Bool {
         wake.watch(databasePath: databasePath)
+        if !wake.isWatching {
+            logger.warning("cannot watch the database for other processes' commits (inotify unavailable: fs.inotify.max_user_instances used up?); looking for new records once a second instead")
+        }
         defer {
             wake.stop()
             discardReadAhead()
@@ -128,8 +131,9 @@ public actor SyncEngine: Service {
                     try saveStateUnlessFull()
                     if untilEmpty { return true }
                     // Idle: sleep until an enqueue (here or in another process) wakes us. The
-                    // timeout is only a safety net, not how new records are found.
-                    await wake.wait(timeout: .seconds(30))
+                    // timeout is only a safety net, not how new records are found, unless
+                    // the watch could not be set up: then it is how they are found.
+                    await wake.wait(timeout: wake.isWatching ? .seconds(30) : .seconds(1))
                     continue
                 }
                 // Draining: our own commits must not wake the watcher for every WAL write.

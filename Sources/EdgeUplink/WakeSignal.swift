@@ -141,6 +141,11 @@ public final class WakeSignal: Sendable {
     /// True between `pause()` and `resume()` while watching.
     public var isPaused: Bool { watcher.withLock { $0.fd >= 0 && $0.paused } }
 
+    /// Whether other processes' commits wake the engine now: false when inotify could not be
+    /// set up (e.g. the user's `fs.inotify.max_user_instances`, 128 by default, is used up)
+    /// or while paused; then the engine has to look for new records by itself.
+    public var isWatching: Bool { watcher.withLock { $0.fd >= 0 && $0.wd >= 0 && !$0.paused } }
+
     /// Stops the watcher.
     public func stop() {
         let fd = watcher.withLock { watch -> Int32 in

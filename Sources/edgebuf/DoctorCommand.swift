@@ -2,6 +2,7 @@ import ArgumentParser
 import EdgeBuffer
 import EdgeDoctor
 import EdgeDownlink
+import EdgeIngest
 import EdgeUplink
 import Foundation
 
@@ -70,6 +71,7 @@ struct DoctorCommand: AsyncParsableCommand {
         _ = try OutboxConfiguration(document: document)
         let uplink = try UplinkConfiguration(document: document)
         let downlink = try DownlinkSettings(document: document)
+        _ = try IngestConfiguration(document: document)
         _ = try document.section("log")
         try document.finish()
         let configured = try DoctorEndpoint.configured(uplink: uplink, downlink: downlink)

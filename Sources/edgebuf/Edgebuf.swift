@@ -1,6 +1,7 @@
 import ArgumentParser
 import EdgeBuffer
 import EdgeDownlink
+import EdgeIngest
 import EdgeUplink
 
 @main
@@ -28,5 +29,6 @@ struct Edgebuf: AsyncParsableCommand {
 func readOtherSections(_ document: ConfigDocument) throws {
     _ = try UplinkConfiguration(document: document)
     _ = try DownlinkSettings(document: document)
+    _ = try IngestConfiguration(document: document)
     _ = try document.section("log")
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import EdgeBuffer
 import EdgeDownlink
+import EdgeIngest
 import EdgeStore
 import EdgeUplink
 import Logging
@@ -10,7 +11,7 @@ struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run the daemon: the uplink drains the outbox whenever the network allows; the downlink receives notifications into the inbox.",
-        discussion: "Runs the uplink if [uplink] is configured and the downlink if [downlink] is. SIGTERM or SIGINT stops it gracefully: an uplink request in flight is abandoned without deleting anything (it is sent again on the next start), the downlink disconnects; exit 0. SIGHUP reads the configuration file again: each engine whose settings changed restarts with them, the others keep running; a file that cannot be used is refused with a log line and the running configuration stays. Under systemd (Type=notify) it reports readiness, reloads and stopping, and logs to the journal with structured fields."
+        discussion: "Runs the uplink if [uplink] is configured, the downlink if [downlink] is, and the local ingest server if [ingest] is. SIGTERM or SIGINT stops it gracefully: an uplink request in flight is abandoned without deleting anything (it is sent again on the next start), the downlink disconnects; exit 0. SIGHUP reads the configuration file again: each engine whose settings changed restarts with them, the others keep running; a file that cannot be used is refused with a log line and the running configuration stays. Under systemd (Type=notify) it reports readiness, reloads and stopping, and logs to the journal with structured fields."
     )
 
     @OptionGroup var global: GlobalOptions
@@ -20,11 +21,14 @@ struct RunCommand: AsyncParsableCommand {
         var services: [any Service] = []
         do {
             logger = try global.bootstrapLogging()
-            let slots = try engineSlots(global: global, logger: logger, checkFile: true)
+            // One wake signal for the daemon's life: the ingest server's commits wake the
+            // uplink at once (the outbox's commit hook), whichever of them a reload restarted.
+            let wake = WakeSignal()
+            let slots = try engineSlots(global: global, logger: logger, wake: wake, checkFile: true)
             let global = self.global
             services.append(EngineSupervisor(
                 slots: slots,
-                reload: { try engineSlots(global: global, logger: logger, checkFile: false) },
+                reload: { try engineSlots(global: global, logger: logger, wake: wake, checkFile: false) },
                 logger: logger, notifier: SystemdNotifier()))
             services.append(try DatabaseFileGuard(path: global.databasePath))
         } catch {
@@ -40,19 +44,20 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-/// The engines the configuration asks for (uplink, downlink, the audit's retention), each
-/// with the settings it is built from; fails clearly when neither engine is configured.
+/// The engines the configuration asks for (uplink, downlink, ingest, the audit's retention),
+/// each with the settings it is built from; fails clearly when none is configured.
 /// `checkFile` opens (creates, checks, migrates) the database first, so a bad file fails
 /// before any engine starts; a reload skips that.
-func engineSlots(global: GlobalOptions, logger: Logger, checkFile: Bool) throws -> [EngineSlot] {
+func engineSlots(global: GlobalOptions, logger: Logger, wake: WakeSignal, checkFile: Bool) throws -> [EngineSlot] {
     let document = try global.document()
     let outbox = try OutboxConfiguration(document: document)
     var uplinkSettings = try UplinkConfiguration(document: document)
     let downlink = try DownlinkSettings(document: document)
+    let ingest = try IngestConfiguration(document: document)
     _ = try document.section("log")
     try document.finish()
-    guard uplinkSettings.isConfigured || downlink.isConfigured else {
-        throw CLIFailure(status: .configError, message: "nothing to run: give --config with an [uplink] section (platform, url and credentials) and/or a [downlink] section (url and channels); see the README")
+    guard uplinkSettings.isConfigured || downlink.isConfigured || ingest.isConfigured else {
+        throw CLIFailure(status: .configError, message: "nothing to run: give --config with an [uplink] section (platform, url and credentials), a [downlink] section (url and channels) and/or an [ingest] section; see the README")
     }
     if checkFile {
         _ = try Database.open(path: global.databasePath, options: outbox.database.options)
@@ -64,7 +69,17 @@ func engineSlots(global: GlobalOptions, logger: Logger, checkFile: Bool) throws 
     var slots: [EngineSlot] = []
     if uplink.isConfigured {
         slots.append(EngineSlot(name: "uplink", settings: UplinkSlotSettings(uplink: uplink, database: checked)) {
-            try SyncEngine(configuration: uplink, databasePath: path, databaseOptions: checked, logger: logger)
+            try SyncEngine(configuration: uplink, databasePath: path, databaseOptions: checked, wake: wake, logger: logger)
+        })
+    }
+    if ingest.isConfigured {
+        var unchecked = outbox
+        unchecked.database.checkOnOpen = false  // checked at start
+        let ingestOutbox = unchecked
+        slots.append(EngineSlot(name: "ingest", settings: IngestSlotSettings(ingest: ingest, outbox: ingestOutbox)) {
+            IngestService(configuration: ingest, recordLimit: outbox.maxBodyBytes,
+                          outbox: try Outbox(path: path, configuration: ingestOutbox, onCommit: { wake.signal() }),
+                          databasePath: path, databaseOptions: checked, logger: logger)
         })
     }
     if downlink.isConfigured {
@@ -90,6 +105,12 @@ private struct DownlinkSlotSettings: Equatable, Sendable {
     var database: DatabaseOptions
 }
 
+/// What the ingest server is built from (its outbox's capacity policy included).
+private struct IngestSlotSettings: Equatable, Sendable {
+    var ingest: IngestConfiguration
+    var outbox: OutboxConfiguration
+}
+
 /// What the audit's retention is built from.
 private struct AuditSlotSettings: Equatable, Sendable {
     var retention: AuditRetention
@@ -102,6 +123,7 @@ func makeEngine(global: GlobalOptions, logger: Logger) throws -> SyncEngine {
     let outbox = try OutboxConfiguration(document: document)
     let uplink = try UplinkConfiguration(document: document)
     _ = try DownlinkSettings(document: document)
+    _ = try IngestConfiguration(document: document)
     _ = try document.section("log")
     try document.finish()
     guard uplink.isConfigured else {

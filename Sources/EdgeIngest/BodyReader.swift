@@ -12,7 +12,7 @@ enum BodyReader {
     static func array(_ member: JSON.Member?, field: String, example: String, max: Int? = nil) throws(IngestError) -> [JSON.Element] {
         guard let member else { throw IngestError(field: field, reason: "is missing", hint: "Send e.g. \(example).") }
         guard member.type == .array else {
-            throw IngestError(field: field, reason: "must be a JSON array, not \(RecordInputType.article(member.type))", hint: "Send e.g. \(example).")
+            throw IngestError(field: field, reason: "must be a JSON array, not \(member.type.withArticle)", hint: "Send e.g. \(example).")
         }
         let elements: [JSON.Element]
         do { elements = try JSON.elements(of: member.raw) } catch {
@@ -37,23 +37,9 @@ enum BodyReader {
     static func string(_ member: JSON.Member?, field: String) throws(IngestError) -> String? {
         guard let member else { return nil }
         guard let value = member.string else {
-            throw IngestError(field: field, reason: "must be a JSON string, not \(RecordInputType.article(member.type))", hint: "Quote the value.")
+            throw IngestError(field: field, reason: "must be a JSON string, not \(member.type.withArticle)", hint: "Quote the value.")
         }
         return value
-    }
-}
-
-/// The article for a JSON type in error messages ("an object", "a number").
-enum RecordInputType {
-    static func article(_ type: JSON.ValueType) -> String {
-        switch type {
-        case .object: return "an object"
-        case .array: return "an array"
-        case .string: return "a string"
-        case .number: return "a number"
-        case .bool: return "a boolean"
-        case .null: return "null"
-        }
     }
 }
 

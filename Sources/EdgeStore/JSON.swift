@@ -343,3 +343,17 @@ extension JSON {
         }
     }
 }
+
+extension JSON.ValueType {
+    /// The type with its article, for error messages: "an object", "a number", "null".
+    public var withArticle: String {
+        switch self {
+        case .object: return "an object"
+        case .array: return "an array"
+        case .string: return "a string"
+        case .number: return "a number"
+        case .bool: return "a boolean"
+        case .null: return "null"
+        }
+    }
+}

@@ -197,7 +197,7 @@ public struct RecordInput: Sendable {
         if minified {
             guard value.first == UInt8(ascii: "{") else {
                 let type = (try? JSON.minify(value).type) ?? .null
-                throw ValidationError(field: field, reason: "must be a JSON object, not \(article(type))", hint: "Give a JSON object, e.g. \(example).")
+                throw ValidationError(field: field, reason: "must be a JSON object, not \(type.withArticle)", hint: "Give a JSON object, e.g. \(example).")
             }
             return value
         }
@@ -206,7 +206,7 @@ public struct RecordInput: Sendable {
             throw ValidationError(field: field, reason: "is not valid JSON (\(error))", hint: "Give a JSON object, e.g. \(example).")
         }
         guard parsed.type == .object else {
-            throw ValidationError(field: field, reason: "must be a JSON object, not \(article(parsed.type))", hint: "Give a JSON object, e.g. \(example).")
+            throw ValidationError(field: field, reason: "must be a JSON object, not \(parsed.type.withArticle)", hint: "Give a JSON object, e.g. \(example).")
         }
         return parsed.raw
     }
@@ -239,7 +239,7 @@ public struct RecordInput: Sendable {
                                       hint: "Pass source, type and time as their own fields.")
             }
             if member.type != .object {
-                throw ValidationError(field: "fragments", reason: "fragment \"\(member.key.prefix(40))\" must be a JSON object, not \(article(member.type))",
+                throw ValidationError(field: "fragments", reason: "fragment \"\(member.key.prefix(40))\" must be a JSON object, not \(member.type.withArticle)",
                                       hint: "Give e.g. \(example).")
             }
         }
@@ -285,17 +285,6 @@ public struct RecordInput: Sendable {
                                   hint: "Pass status and failure_reason as their own fields.")
         }
         return members.isEmpty ? nil : raw
-    }
-
-    static func article(_ type: JSON.ValueType) -> String {
-        switch type {
-        case .object: return "an object"
-        case .array: return "an array"
-        case .string: return "a string"
-        case .number: return "a number"
-        case .bool: return "a boolean"
-        case .null: return "null"
-        }
     }
 }
 
@@ -349,7 +338,7 @@ extension RecordInput {
 
     static func string(_ member: JSON.Member) throws(ValidationError) -> String {
         guard let value = member.string else {
-            throw ValidationError(field: member.key, reason: "must be a JSON string, not \(article(member.type))", hint: "Quote the value.")
+            throw ValidationError(field: member.key, reason: "must be a JSON string, not \(member.type.withArticle)", hint: "Quote the value.")
         }
         return value
     }

@@ -26,17 +26,7 @@ import Testing
     /// the only duplicate can be the one request in flight at the kill.
     @Test func kill9WithTheUplinkRunningDeliversEveryAcknowledgedRecord() throws {
         let simulator = try Simulator()
-        let uplink = """
-            [uplink]
-            platform = "iotda"
-            url = "\(simulator.url)"
-            allow_plain_http = true
-            device_id = "gw-1"
-            secret = "\(Simulator.devices["gw-1"]!)"
-            backoff_initial = "50ms"
-            backoff_max = "500ms"
-            """
-        let daemon = try IngestDaemon(extra: uplink)
+        let daemon = try IngestDaemon(extra: simulator.iotdaUplinkSection)
         let acknowledged = try Self.postUntilKilled(daemon, device: { _ in "gw-1" })
         let flush = try edgebuf(["flush", "--config", daemon.configPath, "--db", daemon.database])
         #expect(flush.status == 0, "\(flush.stderr.suffix(1000))")

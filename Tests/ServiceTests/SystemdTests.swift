@@ -72,16 +72,7 @@ import Testing
 
     static func config(_ directory: TemporaryDirectory, simulator: Simulator) throws -> String {
         let path = directory.file("edgebuf.toml")
-        try """
-            [uplink]
-            platform = "iotda"
-            url = "\(simulator.url)"
-            allow_plain_http = true
-            device_id = "gw-1"
-            secret = "\(Simulator.devices["gw-1"]!)"
-            backoff_initial = "50ms"
-            backoff_max = "500ms"
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+        try simulator.iotdaUplinkSection.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 

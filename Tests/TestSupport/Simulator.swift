@@ -47,6 +47,22 @@ public final class Simulator: @unchecked Sendable {
         precondition(info.int("pid") == Int(child.pid), "the simulator runs as the spawned process")
     }
 
+    /// An `[uplink]` section for the IoTDA device gw-1 against this simulator over plain HTTP,
+    /// retrying fast (backoff 50 ms to 500 ms).
+    public var iotdaUplinkSection: String {
+        """
+        [uplink]
+        platform = "iotda"
+        url = "\(url)"
+        allow_plain_http = true
+        device_id = "gw-1"
+        secret = "\(Self.devices["gw-1"]!)"
+        backoff_initial = "50ms"
+        backoff_max = "500ms"
+
+        """
+    }
+
     deinit { process.stop() }
 
     // MARK: Control API

@@ -14,13 +14,20 @@
 /// them through a `Double` would merge ids that differ in the 17th digit).
 struct KeyJSON {
     indirect enum Node {
-        /// Members in the order given, names decoded.
-        case object([(name: [UInt8], value: Node)])
+        /// Members in the order given.
+        case object([Member])
         case array([Node])
         /// A string literal: its bytes in the source (quotes included), and whether it has escapes.
         case string(Range<Int>, escaped: Bool)
         /// A number, `true`, `false` or `null`, as written.
         case scalar(Range<Int>)
+    }
+
+    /// An object member: its name as a string literal node's range and escape flag.
+    struct Member {
+        var name: Range<Int>
+        var nameEscaped: Bool
+        var value: Node
     }
 
     struct Malformed: Error {}
@@ -40,10 +47,14 @@ struct KeyJSON {
     // MARK: Reading
 
     /// The member `name` of an object node (the first one with that name).
-    func member(_ node: Node, _ name: String) -> Node? {
+    func member(_ node: Node, _ name: StaticString) -> Node? {
         guard case .object(let members) = node else { return nil }
-        let wanted = Array(name.utf8)
-        return members.first { $0.name == wanted }?.value
+        return name.withUTF8Buffer { wanted in
+            members.first { member in
+                if member.nameEscaped { return (try? decodeString(member.name)).map { $0.elementsEqual(wanted) } ?? false }
+                return bytes[(member.name.lowerBound + 1)..<(member.name.upperBound - 1)].elementsEqual(wanted)
+            }?.value
+        }
     }
 
     /// A string node's decoded text; nil for other nodes.
@@ -88,14 +99,22 @@ struct KeyJSON {
             out.append(UInt8(ascii: "]"))
         case .object(let members):
             out.append(UInt8(ascii: "{"))
+            // Names decoded only where they have escapes (rare); the rest as they stand.
+            let names: [ArraySlice<UInt8>] = members.map { member in
+                if member.nameEscaped, let decoded = try? decodeString(member.name) { return decoded[...] }
+                return bytes[(member.name.lowerBound + 1)..<(member.name.upperBound - 1)]
+            }
             // A stable sort: equal names (not possible in validated input) keep their order.
             let order = members.indices.sorted { a, b in
-                let (x, y) = (members[a].name, members[b].name)
-                return x.lexicographicallyPrecedes(y) || (x == y && a < b)
+                names[a].lexicographicallyPrecedes(names[b]) || (names[a].elementsEqual(names[b]) && a < b)
             }
             for (position, index) in order.enumerated() {
                 if position > 0 { out.append(UInt8(ascii: ",")) }
-                Self.appendMinimallyEscaped(members[index].name, to: &out)
+                if members[index].nameEscaped {
+                    Self.appendMinimallyEscaped(names[index], to: &out)
+                } else {
+                    out.append(contentsOf: bytes[members[index].name])
+                }
                 out.append(UInt8(ascii: ":"))
                 append(members[index].value, to: &out)
             }
@@ -104,7 +123,7 @@ struct KeyJSON {
     }
 
     /// `decoded` as a JSON string literal escaping only what must be: `"`, `\`, U+0000-U+001F.
-    static func appendMinimallyEscaped(_ decoded: [UInt8], to out: inout [UInt8]) {
+    static func appendMinimallyEscaped(_ decoded: some Sequence<UInt8>, to out: inout [UInt8]) {
         let hex = Array("0123456789abcdef".utf8)
         out.append(UInt8(ascii: "\""))
         for byte in decoded {
@@ -143,20 +162,21 @@ struct KeyJSON {
             switch bytes[index] {
             case UInt8(ascii: "{"):
                 index += 1
-                var members: [(name: [UInt8], value: Node)] = []
+                var members: [Member] = []
                 skipWhitespace()
                 if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
                 while true {
                     skipWhitespace()
                     guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw Malformed() }
+                    let nameStart = index
                     index += 1
-                    var name: [UInt8] = []
-                    try stringBody(decodeInto: &name)
+                    let nameEscaped = try skipStringBody()
+                    let name = nameStart..<index
                     skipWhitespace()
                     guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw Malformed() }
                     index += 1
                     skipWhitespace()
-                    members.append((name, try value(depth: depth + 1)))
+                    members.append(Member(name: name, nameEscaped: nameEscaped, value: try value(depth: depth + 1)))
                     skipWhitespace()
                     guard index < bytes.count else { throw Malformed() }
                     if bytes[index] == UInt8(ascii: ",") { index += 1; continue }

@@ -49,7 +49,14 @@ public struct NotificationKey: Hashable, Sendable, CustomStringConvertible {
         self.dataID = dataID
         self.action = action
         self.version = version
-        self.value = "[" + [channel, dataID ?? "", action ?? "", version].map(JSON.quoted).joined(separator: ",") + "]"
+        var text: [UInt8] = [UInt8(ascii: "[")]
+        text.reserveCapacity(channel.utf8.count + (dataID?.utf8.count ?? 0) + version.utf8.count + 32)
+        for (index, part) in [channel, dataID ?? "", action ?? "", version].enumerated() {
+            if index > 0 { text.append(UInt8(ascii: ",")) }
+            JSON.appendString(part, to: &text)
+        }
+        text.append(UInt8(ascii: "]"))
+        self.value = String(decoding: text, as: UTF8.self)
     }
 
     public var description: String { value }

@@ -517,7 +517,10 @@ class Daemon:
         self.config = os.path.join(self.dir, "edgebuf.toml")
         with open(self.config, "w") as f:
             f.write(f'[downlink]\nurl = "{url}"\nchannels = ["{channel}"]\nusername = "{USER}"\n'
-                    f'password = "{PASSWORD}"\nallow_plain_http = true\n')
+                    f'password = "{PASSWORD}"\nallow_plain_http = true\n'
+                    # Flat out, more than the default 100,000 rows arrive: retention would remove
+                    # the earlier stages' rows before they are counted.
+                    f'[inbox]\nmax_records = 10000000\n')
         self.err = open(os.path.join(self.dir, "run.err"), "w")
         self.proc = subprocess.Popen([binary, "--db", self.db, "--config", self.config, "run"],
                                      stdout=self.err, stderr=subprocess.STDOUT)

@@ -110,7 +110,7 @@ let package = Package(
         .executableTarget(
             name: "edgebuf-bench",
             dependencies: [
-                "EdgeBuffer", "EdgeStore", "EdgeUplink", "EdgeTransport", "CSQLite", "CCurl",
+                "EdgeBuffer", "EdgeStore", "EdgeUplink", "EdgeDownlink", "EdgeTransport", "CSQLite", "CCurl",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -124,14 +124,18 @@ def read(path):
 
 
 def thread_times(pid):
-    """{tid: (run time ns, timeslices)} of a process's live threads (/proc/PID/task/*/schedstat)."""
+    """{tid: (run time ns, timeslices, context switches)} of a process's live threads
+    (/proc/PID/task/*/schedstat, and voluntary + nonvoluntary_ctxt_switches of its status)."""
     out = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             fields = read(f"/proc/{pid}/task/{tid}/schedstat").split()
+            status = read(f"/proc/{pid}/task/{tid}/status")
         except OSError:
             continue
-        out[tid] = (int(fields[0]), int(fields[2]))
+        switches = sum(int(line.split()[1]) for line in status.splitlines()
+                       if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")))
+        out[tid] = (int(fields[0]), int(fields[2]), switches)
     return out
 
 
@@ -148,20 +152,23 @@ class CpuMeter:
         self.last = {}
         self.ns = 0
         self.slices = 0
+        self.switches = 0
         self.read()
 
     def read(self):
         with self.lock:
             now = thread_times(self.pid)
-            for tid, (ns, slices) in now.items():
-                before = self.last.get(tid, (0, 0))
+            for tid, (ns, slices, switches) in now.items():
+                before = self.last.get(tid, (0, 0, 0))
                 self.ns += ns - before[0]
                 self.slices += slices - before[1]
+                self.switches += switches - before[2]
             self.last = now
             stat = read(f"/proc/{self.pid}/stat")
             rest = stat[stat.rfind(")") + 2:].split()
             ticks = int(rest[11]) + int(rest[12])
-            return {"ns": self.ns, "slices": self.slices, "stat_ns": ticks * 1_000_000_000 // CLK_TCK}
+            return {"ns": self.ns, "slices": self.slices, "switches": self.switches,
+                    "stat_ns": ticks * 1_000_000_000 // CLK_TCK}
 
     def start_sampling(self, interval=0.2):
         stop = threading.Event()
@@ -510,7 +517,10 @@ class Daemon:
         self.config = os.path.join(self.dir, "edgebuf.toml")
         with open(self.config, "w") as f:
             f.write(f'[downlink]\nurl = "{url}"\nchannels = ["{channel}"]\nusername = "{USER}"\n'
-                    f'password = "{PASSWORD}"\nallow_plain_http = true\n')
+                    f'password = "{PASSWORD}"\nallow_plain_http = true\n'
+                    # Flat out, more than the default 100,000 rows arrive: retention would remove
+                    # the earlier stages' rows before they are counted.
+                    f'[inbox]\nmax_records = 10000000\n')
         self.err = open(os.path.join(self.dir, "run.err"), "w")
         self.proc = subprocess.Popen([binary, "--db", self.db, "--config", self.config, "run"],
                                      stdout=self.err, stderr=subprocess.STDOUT)
@@ -729,7 +739,14 @@ def run(args):
         with open(os.path.join(args.results, f"downlink-{name}.json"), "w") as f:
             json.dump(result, f, indent=2)
             f.write("\n")
-    print_table(latency, intake, idle_result, conditions)
+    cpu = None
+    if args.edgebuf_bench:
+        # The dedupe key's share of the intake CPU, without the network (DownlinkCPU.swift).
+        out = os.path.join(args.results, "downlink-cpu.json")
+        subprocess.run([args.edgebuf_bench, "downlink-cpu", "--json", out], check=True)
+        with open(out) as f:
+            cpu = json.load(f)
+    print_table(latency, intake, idle_result, conditions, cpu)
 
 
 def wait_count(daemon, count, timeout, quiet=None):
@@ -983,7 +1000,7 @@ def analyse_idle(args, path):
     slices = samples[end]["cpu"]["slices"] - samples[start]["cpu"]["slices"]
 
     # CPU while a poll is held: from 3 s after a boundary to 3 s before the next.
-    quiet_ns = quiet_slices = 0
+    quiet_ns = quiet_slices = quiet_switches = 0
     quiet_s = 0.0
     bounds = [start] + held
     for a, b in zip(bounds, bounds[1:]):
@@ -992,6 +1009,7 @@ def analyse_idle(args, path):
         if ib > ia:
             quiet_ns += samples[ib]["cpu"]["ns"] - samples[ia]["cpu"]["ns"]
             quiet_slices += samples[ib]["cpu"]["slices"] - samples[ia]["cpu"]["slices"]
+            quiet_switches += samples[ib]["cpu"]["switches"] - samples[ia]["cpu"]["switches"]
             quiet_s += samples[ib]["t"] - samples[ia]["t"]
     quiet_rate = quiet_ns / quiet_s if quiet_s else 0.0  # ns of CPU per second of held poll
     per_cycle_cpu_ns = (cpu_ns - quiet_rate * window_s) / n
@@ -1067,6 +1085,7 @@ def analyse_idle(args, path):
             "cpu_ms_in_window": round(cpu_ns / 1e6, 2), "cpu_ms_in_window_from_proc_stat_ticks": round(cpu_stat_ns / 1e6),
             "cpu_us_per_second_while_held": round(quiet_rate / 1e3, 1),
             "wakeups_per_second_while_held": round(quiet_slices / quiet_s, 2) if quiet_s else None,
+            "context_switches_per_minute_while_held": round(quiet_switches / quiet_s * 60, 1) if quiet_s else None,
             "cpu_ms_per_cycle_beyond_held": round(per_cycle_cpu_ns / 1e6, 3),
             "timeslices_in_window": slices,
             "http_bytes_per_cycle": {"request": round(req_per_cycle, 1), "answer": round(ans_per_cycle, 1),
@@ -1112,7 +1131,7 @@ def analyse_idle(args, path):
     }
 
 
-def print_table(lat, intake, idle, conditions):
+def print_table(lat, intake, idle, conditions, cpu=None):
     def pct(d):
         return f"p50 {d.get('p50')} / p90 {d.get('p90')} / p99 {d.get('p99')} / max {d.get('max')}" if d.get("count") else "-"
 
@@ -1154,7 +1173,8 @@ def print_table(lat, intake, idle, conditions):
         m, c = idle["measured"], idle["computed"]
         rows += [
             ("idle, measured", f"{m['cycles']} cycles of {m['server_hold_s']} s in {m['window_s']} s: CPU {m['cpu_ms_in_window']} ms"),
-            ("  while a poll is held", f"{m['cpu_us_per_second_while_held']} us CPU/s, {m['wakeups_per_second_while_held']} wakeups/s"),
+            ("  while a poll is held", f"{m['cpu_us_per_second_while_held']} us CPU/s, {m['wakeups_per_second_while_held']} wakeups/s, "
+                                       f"{m['context_switches_per_minute_while_held']} context switches/min"),
             ("  per cycle on top", f"{m['cpu_ms_per_cycle_beyond_held']} ms CPU"),
             ("  bytes per cycle", f"request {m['http_bytes_per_cycle']['request']} B ({m['http_bytes_per_cycle']['request_headers']} "
                                   f"headers + {m['http_bytes_per_cycle']['request_body']} JSON), answer {m['http_bytes_per_cycle']['answer']} B "
@@ -1171,6 +1191,40 @@ def print_table(lat, intake, idle, conditions):
     width = max(len(r[0]) for r in rows)
     for k, v in rows:
         print(f"  {k:<{width}}  {v}")
+    print_targets(intake, idle, cpu)
+
+
+def targets(intake, idle, cpu):
+    """Issue 12's downlink targets next to this run's figures: (target, figure, met)."""
+    out = []
+    flat = [st for st in intake["stages"] if st["stage"] == "max"]
+    if flat:
+        r = flat[0]["ratio_edgebuf_to_raw_per_s"]
+        out.append(("stored/s flat out >= 0.8x the receive-only floor",
+                    f"{r}x ({flat[0]['edgebuf'].get('per_s')} vs {flat[0]['raw_client'].get('per_s')}/s)", r is not None and r >= 0.8))
+    rss = [(st["stage"], st["edgebuf_peak_rss_mib_so_far"]) for st in intake["stages"]]
+    out.append(("peak RSS < 50 MiB at every rate", ", ".join(f"{name} {mib} MiB" for name, mib in rss),
+                all(mib < 50 for _, mib in rss)))
+    refused = intake["edgebuf_log_response_too_large"]["count"]
+    out.append(("zero answers refused for their size", f"{refused}", refused == 0))
+    if cpu:
+        out.append(("dedupe key < 10 % of the CPU per notification",
+                    f"{cpu['key_share_of_cpu'] * 100:.1f} % ({cpu['key_us_per_notification']:.1f} of "
+                    f"{cpu['intake_us_per_notification']:.1f} us; edgebuf-bench downlink-cpu)", cpu["key_share_of_cpu"] < 0.10))
+    if "error" not in idle:
+        per_min = idle["measured"]["context_switches_per_minute_while_held"]
+        out.append(("idle: at most one wake-up per second (<= 60 context switches/min)", f"{per_min}/min",
+                    per_min is not None and per_min <= 60))
+    return out
+
+
+def print_targets(intake, idle, cpu):
+    rows = targets(intake, idle, cpu)
+    print()
+    print("Issue 12 targets (downlink)")
+    width = max(len(t) for t, _, _ in rows)
+    for target, figure, met in rows:
+        print(f"  {'met ' if met else 'MISS'}  {target:<{width}}  {figure}")
 
 
 def main():
@@ -1179,6 +1233,7 @@ def main():
     r = sub.add_parser("run")
     r.add_argument("--edgebuf", required=True)
     r.add_argument("--results", default="bench-results")
+    r.add_argument("--edgebuf-bench", help="edgebuf-bench, for the dedupe key's share of the CPU")
     r.add_argument("--latency-count", type=int, default=300)
     r.add_argument("--paced-rates", type=lambda text: [int(x) for x in text.split(",") if x], default=[50, 250, 1000])
     r.add_argument("--paced-seconds", type=float, default=10)

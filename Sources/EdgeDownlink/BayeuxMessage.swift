@@ -121,9 +121,10 @@ public struct BayeuxMessage: Sendable, Equatable {
         }
         values.removeAll { $0.value is NSNull }
         message.notifications = values.map { value, raw in
-            InboxNotification(channel: channel,
-                              data: raw ?? NotificationKey.canonicalJSON(value),
-                              key: NotificationKey.make(channel: channel, data: value),
+            let stored = raw ?? NotificationKey.canonicalJSON(value)
+            return InboxNotification(channel: channel,
+                              data: stored,
+                              key: NotificationKey.make(channel: channel, json: stored),
                               realtimeAction: (value as? [String: Any])?["realtimeAction"] as? String,
                               messageID: message.id)
         }

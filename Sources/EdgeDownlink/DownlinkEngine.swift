@@ -137,15 +137,15 @@ public actor DownlinkEngine: Service {
     }
 
     /// The next input, or a tick at `until`. Nil when the stream ended (cancellation).
+    ///
+    /// The tick is a Dispatch timer (`DispatchSleep`), not a sleeping task: while a long poll
+    /// is held, a pending `clock.sleep` woke a thread every second (issue 12). A tick that
+    /// comes early or late only makes the loop ask the session again at `clock.now`.
     private func next(_ iterator: inout AsyncStream<Input>.Iterator, until: ContinuousClock.Instant?) async -> Input? {
-        var timer: Task<Void, Never>?
+        var timer: DispatchWorkItem?
         if let until {
             let feed = self.feed
-            let clock = self.clock
-            timer = Task {
-                try? await clock.sleep(until: until)
-                if !Task.isCancelled { feed.yield(.tick) }
-            }
+            timer = DispatchSleep.after(clock.now.duration(to: until)) { feed.yield(.tick) }
         }
         defer { timer?.cancel() }
         return await withTaskCancellationHandler {

@@ -94,13 +94,15 @@ public struct DownlinkSettings: Sendable, Equatable {
         }
     }
 
-    /// The long poll's connection: keepalive from the idle limit, and a byte-idle watchdog
-    /// (curl's low-speed abort: no byte for the expected hold time plus the margin).
+    /// The long poll's connection: keepalive from the idle limit. No low-speed abort: its
+    /// time would be the hold plus the margin, which is the poll's deadline anyway (the
+    /// session cancels it then, and curl's own timeout follows a second later), and a
+    /// low-speed limit makes libcurl wake its thread every second to measure the speed.
     public var pollTransport: TransportConfiguration {
         var t = transport
         t.keepAliveIdle = max(session.tcpKeepaliveIdle, .seconds(1))
         t.keepAliveInterval = max(session.tcpKeepaliveInterval, .seconds(1))
-        t.lowSpeedLimit = 1
+        t.lowSpeedLimit = 0
         t.lowSpeedTime = session.requestedTimeout + session.pollDeadlineMargin
         t.requestTimeout = session.requestedTimeout + session.pollDeadlineMargin
         return t

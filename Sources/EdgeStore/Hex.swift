@@ -3,13 +3,16 @@ import Crypto
 /// Lowercase hex, and SHA-256 in hex (audit hashes, request body digests).
 public enum Hex {
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef")
-        var out = ""
+        // Bytes, then one String: appending Characters one by one cost more than the SHA-256
+        // itself for each dedupe key (issue 12).
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.underestimatedCount * 2)
         for byte in bytes {
             out.append(digits[Int(byte >> 4)])
             out.append(digits[Int(byte & 0xf)])
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     public static func sha256(_ bytes: [UInt8]) -> String { encode(SHA256.hash(data: bytes)) }

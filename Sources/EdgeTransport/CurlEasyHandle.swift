@@ -88,6 +88,13 @@ final class CurlEasyHandle {
         return curl_easy_perform(raw)
     }
 
+    /// Runs the transfer in `multi` (blocking), sleeping between socket events: see
+    /// `CurlMultiHandle`.
+    func perform(in multi: CurlMultiHandle, cancellation: CancellationFlag) -> CURLcode {
+        errorBuffer[0] = 0
+        return multi.perform(self, cancellation: cancellation)
+    }
+
     /// What libcurl wrote into CURLOPT_ERRORBUFFER during the last perform, if anything.
     var errorMessage: String? {
         let text = String(cString: errorBuffer).trimmingCharacters(in: .whitespacesAndNewlines)

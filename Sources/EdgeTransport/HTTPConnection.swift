@@ -12,12 +12,15 @@ public final class HTTPConnection {
     /// The configuration fixed at creation.
     public let configuration: TransportConfiguration
     private let handle: CurlEasyHandle
+    /// Runs the handle's transfers (and keeps its connection cache): see `CurlMultiHandle`.
+    private let multi: CurlMultiHandle
 
     /// Creates the handle and sets every option that does not change per request.
     public init(configuration: TransportConfiguration = .default) throws(TransportError) {
         try configuration.validate()
         self.configuration = configuration
         handle = try CurlEasyHandle()
+        multi = try CurlMultiHandle()
         try applyFixedOptions()
     }
 
@@ -67,8 +70,8 @@ public final class HTTPConnection {
         try perform(request, cancellation: CancellationFlag())
     }
 
-    /// Sends `request`; setting `cancellation` from another thread aborts the transfer
-    /// (within about a second: libcurl polls its progress callback that often when idle).
+    /// Sends `request`; setting `cancellation` from another thread aborts the transfer at once
+    /// (it wakes the thread's `curl_multi_poll`).
     public func perform(_ request: HTTPRequest, cancellation: CancellationFlag) throws(TransportError) -> HTTPResponse {
         try checkScheme(request.url)
         try request.validate()
@@ -108,7 +111,7 @@ public final class HTTPConnection {
                 state.upload = UnsafeRawBufferPointer(body)
                 defer { state.upload = UnsafeRawBufferPointer(start: nil, count: 0) }
                 try setMethod(request, body: body)
-                return handle.perform()
+                return handle.perform(in: multi, cancellation: cancellation)
             }
         }
 

@@ -185,6 +185,7 @@ if let mode = arguments.first, ["drain-backlog", "drain-raw", "drain-engine"].co
     exit(await DrainProfile.main(mode: mode, arguments: Array(arguments.dropFirst())))
 }
 if arguments.first == "ingest" { exit(await IngestBenchmark.main(arguments: Array(arguments.dropFirst()))) }
+if arguments.first == "downlink-cpu" { exit(DownlinkCPU.main(arguments: Array(arguments.dropFirst()))) }
 if arguments.first == "drain-child" { exit(await DrainChild.main(arguments: Array(arguments.dropFirst()))) }
 guard arguments.first == "enqueue", let edgebufPath = option("--edgebuf") else {
     FileHandle.standardError.write(Data("usage: edgebuf-bench enqueue --edgebuf PATH [--dir DIR] [--json FILE]\n       edgebuf-bench drain [--dir DIR] [--json FILE]\n       edgebuf-bench ingest --edgebuf PATH [--dir DIR] [--json FILE]\n".utf8))

@@ -1,3 +1,4 @@
+import EdgeBuffer
 import EdgeStore
 import Logging
 import ServiceLifecycle
@@ -18,7 +19,8 @@ struct AuditRetentionService: Service {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 purge()
-                try? await Task.sleep(for: interval)
+                // A Dispatch timer: a pending Task.sleep wakes a thread every second (DispatchSleep).
+                await DispatchSleep.sleep(for: interval)
             }
         }
     }

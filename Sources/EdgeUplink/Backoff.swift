@@ -47,8 +47,16 @@ public struct Backoff: Sendable {
     }
 
     /// The delay before the next attempt after one more failure, at least `retryAfter`.
-    public mutating func nextDelay(retryAfter: Duration? = nil) -> Duration {
-        let ceiling = ceiling(afterFailures: failures)
+    ///
+    /// `failingFor` (how long the failures have lasted) caps the ceiling: a device never waits
+    /// longer than it has been failing (at least `initial`). Without the cap, a device whose
+    /// early draws were short piles up failures and with them ceilings: after a 60 s outage
+    /// some of a fleet of 200 waited over two minutes more (tools/fleet). With it, every device
+    /// retries within the outage's length of its end, the retries still spread over that
+    /// window.
+    public mutating func nextDelay(retryAfter: Duration? = nil, failingFor: Duration? = nil) -> Duration {
+        var ceiling = ceiling(afterFailures: failures)
+        if let failingFor { ceiling = min(ceiling, max(policy.initial, failingFor)) }
         failures += 1
         let jittered = policy.jitter ? ceiling * unitInterval() : ceiling
         if let retryAfter, retryAfter > jittered { return retryAfter }

@@ -102,6 +102,8 @@ public struct SyncStateMachine<Instant: InstantProtocol & Sendable>: Sendable wh
     /// means the credentials are wrong. Cleared by a delivery.
     private var reauthenticatedAfterRejection = false
     private var backoffUntil: Instant?
+    /// When the current run of failures began (nil after a delivery): caps the backoff.
+    private var failingSince: Instant?
     private var unauthorizedUntil: Instant?
     private var backoff: Backoff
     private var limiter: RateLimiter<Instant>
@@ -222,6 +224,7 @@ public struct SyncStateMachine<Instant: InstantProtocol & Sendable>: Sendable wh
         if verdict.responseClass == .delivered {
             queue.removeFirst()
             backoff.reset()
+            failingSince = nil
             consecutiveFailures = 0
             currentBackoff = nil
             lastSuccess = now
@@ -326,7 +329,8 @@ public struct SyncStateMachine<Instant: InstantProtocol & Sendable>: Sendable wh
     }
 
     private mutating func backOff(now: Instant, retryAfter: Duration?) -> Duration {
-        let delay = backoff.nextDelay(retryAfter: retryAfter)
+        if failingSince == nil { failingSince = now }
+        let delay = backoff.nextDelay(retryAfter: retryAfter, failingFor: failingSince!.duration(to: now))
         backoffUntil = now.advanced(by: delay)
         currentBackoff = delay
         return delay

@@ -25,6 +25,30 @@ import Testing
         #expect(capped.min()! < 150 && capped.max()! > 150)
     }
 
+    /// A fleet of 200 devices failing through a 60 s outage (each its own random source),
+    /// retrying as the backoff says: with the ceiling capped by how long each has been failing,
+    /// every device's first attempt after the outage comes within 60 s of its end, spread over
+    /// that window; without the cap some wait far longer (the case tools/fleet showed).
+    @Test func aFleetRetriesWithinTheOutagesLengthOfItsEnd() {
+        func firstAttemptsAfter(outage: Double, capped: Bool) -> [Double] {
+            (0..<200).map { seed in
+                var backoff = Backoff(random: SplitMix64(seed: UInt64(seed)))
+                var now = Double(seed % 10) / 10  // the devices' first failures spread over a second
+                let start = now
+                while now < outage {
+                    let delay = backoff.nextDelay(failingFor: capped ? .milliseconds(Int64((now - start) * 1000)) : nil)
+                    now += seconds(delay)
+                }
+                return now - outage
+            }
+        }
+        let capped = firstAttemptsAfter(outage: 60, capped: true)
+        #expect(capped.max()! <= 60, "the last device retried \(capped.max()!) s after the outage")
+        #expect(capped.filter { $0 > 30 }.count > 10, "the retries are spread over the window, not bunched at its start")
+        let uncapped = firstAttemptsAfter(outage: 60, capped: false)
+        #expect(uncapped.max()! > 60, "without the cap: \(uncapped.max()!) s")
+    }
+
     /// The benchmark-only switch: without jitter each delay is its ceiling.
     @Test func withoutJitterEachDelayIsTheCeiling() {
         var backoff = Backoff(policy: Backoff.Policy(jitter: false), random: SplitMix64(seed: 7))

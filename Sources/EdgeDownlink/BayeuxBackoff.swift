@@ -2,7 +2,7 @@
 /// (n from 0) the ceiling is `min(maximum, initial * 2^n)` and the delay is uniform in
 /// `ceiling/2 ... ceiling`. A successful connect resets it.
 ///
-/// Equal rather than full jitter (the uplink's choice): the half-ceiling floor guarantees a
+/// Equal rather than full jitter (as the uplink's `Backoff`): the half-ceiling floor guarantees a
 /// real pause between attempts, so a server that fails every request instantly (an unknown
 /// client right after each handshake, a load balancer without sticky sessions) cannot drive
 /// the client into a hot loop, while a fleet that lost the network together still spreads

@@ -1,10 +1,15 @@
-/// Exponential backoff with full jitter: after the n-th consecutive failure (n from 0) the
-/// delay is uniform in `0 ... min(maximum, initial * 2^n)`, and at least what the server asked
-/// for with `Retry-After`. A success resets it. The random source is injected, so tests are
-/// deterministic.
+/// Exponential backoff with equal jitter: after the n-th consecutive failure (n from 0) the
+/// delay is uniform in `c/2 ... c` with `c = min(maximum, initial * 2^n)`, and at least what
+/// the server asked for with `Retry-After`. A success resets it. The random source is
+/// injected, so tests are deterministic.
 ///
-/// Full jitter spreads a fleet of devices that lost the network together, instead of having
-/// them all retry in the same second.
+/// The jitter spreads a fleet of devices that lost the network together over half of each
+/// ceiling, instead of having them all retry in the same second. Equal rather than full jitter
+/// (`0 ... c`): with full jitter a device whose early draws were short piles up failures and so
+/// ceilings (after a 60 s outage some of 200 waited 2-3.5 minutes more: tools/fleet and
+/// BackoffTests), and it retries more often at the start of an outage. With the half-ceiling
+/// floor the failures so far took at least half the current ceiling, so no device waits much
+/// longer than the outage has lasted.
 public struct Backoff: Sendable {
     /// The delays.
     public struct Policy: Sendable, Equatable {
@@ -14,7 +19,7 @@ public struct Backoff: Sendable {
         public var maximum: Duration
         /// The wait in the `unauthorized` state (credentials refused). Default 15 min.
         public var unauthorized: Duration
-        /// Full jitter (the default). Off (`[uplink] backoff_jitter = false`) each delay is the
+        /// Equal jitter (the default). Off (`[uplink] backoff_jitter = false`) each delay is the
         /// ceiling itself: only for `tools/fleet`'s comparison of what a fleet does without it.
         public var jitter: Bool
 
@@ -47,18 +52,10 @@ public struct Backoff: Sendable {
     }
 
     /// The delay before the next attempt after one more failure, at least `retryAfter`.
-    ///
-    /// `failingFor` (how long the failures have lasted) caps the ceiling: a device never waits
-    /// longer than it has been failing (at least `initial`). Without the cap, a device whose
-    /// early draws were short piles up failures and with them ceilings: after a 60 s outage
-    /// some of a fleet of 200 waited over two minutes more (tools/fleet). With it, every device
-    /// retries within the outage's length of its end, the retries still spread over that
-    /// window.
-    public mutating func nextDelay(retryAfter: Duration? = nil, failingFor: Duration? = nil) -> Duration {
-        var ceiling = ceiling(afterFailures: failures)
-        if let failingFor { ceiling = min(ceiling, max(policy.initial, failingFor)) }
+    public mutating func nextDelay(retryAfter: Duration? = nil) -> Duration {
+        let ceiling = ceiling(afterFailures: failures)
         failures += 1
-        let jittered = policy.jitter ? ceiling * unitInterval() : ceiling
+        let jittered = policy.jitter ? ceiling / 2 + (ceiling / 2) * unitInterval() : ceiling
         if let retryAfter, retryAfter > jittered { return retryAfter }
         return jittered
     }

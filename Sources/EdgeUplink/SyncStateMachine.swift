@@ -19,7 +19,7 @@ import EdgeStore
 /// ```
 ///
 /// Rules (shared/reference/iotda-https.md): 2xx deletes; transient failures retry the same
-/// request with exponential backoff and full jitter, at least `Retry-After`; too large / too many
+/// request with exponential backoff and equal jitter, at least `Retry-After`; too large / too many
 /// children split in two; invalid input bisects until the bad record is alone, which is
 /// dead-lettered while the rest is delivered; an unknown child dead-letters that child's records
 /// and resends the rest; a refused token re-authenticates once and resends (a second refusal
@@ -102,8 +102,6 @@ public struct SyncStateMachine<Instant: InstantProtocol & Sendable>: Sendable wh
     /// means the credentials are wrong. Cleared by a delivery.
     private var reauthenticatedAfterRejection = false
     private var backoffUntil: Instant?
-    /// When the current run of failures began (nil after a delivery): caps the backoff.
-    private var failingSince: Instant?
     private var unauthorizedUntil: Instant?
     private var backoff: Backoff
     private var limiter: RateLimiter<Instant>
@@ -224,7 +222,6 @@ public struct SyncStateMachine<Instant: InstantProtocol & Sendable>: Sendable wh
         if verdict.responseClass == .delivered {
             queue.removeFirst()
             backoff.reset()
-            failingSince = nil
             consecutiveFailures = 0
             currentBackoff = nil
             lastSuccess = now
@@ -329,8 +326,7 @@ public struct SyncStateMachine<Instant: InstantProtocol & Sendable>: Sendable wh
     }
 
     private mutating func backOff(now: Instant, retryAfter: Duration?) -> Duration {
-        if failingSince == nil { failingSince = now }
-        let delay = backoff.nextDelay(retryAfter: retryAfter, failingFor: failingSince!.duration(to: now))
+        let delay = backoff.nextDelay(retryAfter: retryAfter)
         backoffUntil = now.advanced(by: delay)
         currentBackoff = delay
         return delay

@@ -40,15 +40,30 @@ public enum Database {
         // read-write connection checkpoints the -wal into the main file, so refusing a file
         // through one could still write to it: a -wal left next to a file that replaced the
         // database would be copied into that file as the refusal closes.
-        do {
+        //
+        // A file with tables but no edgebuf mark may be one another edgebuf process is creating
+        // this moment (two processes opening a new path at once: one read-only probe in about 60
+        // saw it so, tools/fleet and CLITests): look again for up to half a second before
+        // refusing it as another program's.
+        var looks = 0
+        while true {
             let probe = try Connection(path: path, readOnly: true)
             probe.setBusyTimeout(milliseconds: options.busyTimeoutMilliseconds)
-            try checkOwnership(probe)
+            do {
+                try checkOwnership(probe)
+            } catch is UnmarkedTables where looks < 20 {
+                looks += 1
+                usleep(25_000)
+                continue
+            } catch is UnmarkedTables {
+                throw DatabaseError.notOurs(path: path, applicationID: 0)
+            }
             if options.checkOnOpen { try quickCheck(probe) }
+            break
         }
         let connection = try Connection(path: path)
         connection.setBusyTimeout(milliseconds: options.busyTimeoutMilliseconds)
-        try connection.execute("PRAGMA journal_mode = WAL")
+        try enableWAL(connection)
         try configure(connection, options: options)
         try Migrator.migrate(connection)
         return connection
@@ -61,6 +76,24 @@ public enum Database {
         connection.setBusyTimeout(milliseconds: options.busyTimeoutMilliseconds)
         try configure(connection, options: options)
         return connection
+    }
+
+    /// WAL mode, set once when the file is new. Switching needs a lock SQLite does not wait
+    /// for with the busy timeout: while another process that opened the new file at the same
+    /// moment holds it, the switch answers SQLITE_BUSY at once (CLITests), so it is retried for
+    /// a few seconds; a file already in WAL mode is left alone.
+    static func enableWAL(_ connection: Connection) throws {
+        var tries = 0
+        while true {
+            do {
+                if try connection.scalarText("PRAGMA journal_mode")?.lowercased() == "wal" { return }
+                try connection.execute("PRAGMA journal_mode = WAL")
+                return
+            } catch let error as DatabaseError where error.isBusy && tries < 200 {
+                tries += 1
+                usleep(25_000)
+            }
+        }
     }
 
     static func configure(_ connection: Connection, options: DatabaseOptions) throws {
@@ -128,12 +161,18 @@ public enum Database {
             }
             return
         }
-        let objects = try connection.scalarInt("SELECT count(*) FROM sqlite_schema")
-        if applicationID != 0 || objects > 0 {
+        if applicationID != 0 {
             throw DatabaseError.notOurs(path: connection.path, applicationID: applicationID)
+        }
+        if try connection.scalarInt("SELECT count(*) FROM sqlite_schema") > 0 {
+            throw UnmarkedTables()
         }
         // An empty SQLite file: ours to initialise.
     }
+
+    /// Tables without edgebuf's `application_id`: another program's file, or one another
+    /// edgebuf process is creating right now.
+    struct UnmarkedTables: Error {}
 
     static func quickCheck(_ connection: Connection) throws {
         let stmt = try connection.prepare("PRAGMA quick_check")

@@ -87,6 +87,34 @@ import Testing
         #expect(try count() == 3)
     }
 
+    /// Processes that open a new database path at the same moment (an `init`, a `status` and
+    /// an `enqueue`, as a daemon and its producer starting together) all succeed: none takes the
+    /// file another one is creating for another program's. Before the fix about one round in
+    /// 60 refused it.
+    @Test func processesOpeningANewDatabaseAtOnceAllSucceed() throws {
+        var refusals: [String] = []
+        for round in 0..<60 {
+            let path = dir.file("race-\(round).db")
+            let commands = [["init"], ["status"], ["enqueue", "property", "--device", "d", "--service", "S", "--properties", #"{"a":1}"#]]
+            let processes = try commands.map { arguments -> (Process, Pipe) in
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: edgebufBinary)
+                process.arguments = ["--db", path] + arguments
+                let errors = Pipe()
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = errors
+                try process.run()
+                return (process, errors)
+            }
+            for (process, errors) in processes {
+                let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                process.waitUntilExit()
+                if process.terminationStatus != 0 { refusals.append("round \(round): \(process.arguments!.dropFirst(2).first!): \(text)") }
+            }
+        }
+        #expect(refusals.isEmpty, "\(refusals.count) refused: \(refusals.prefix(3))")
+    }
+
     /// A producer that waits for each line's ack before it sends the next gets it while its
     /// input stays open (not only when more lines come or the input ends).
     @Test func aSlowProducerGetsEachAckBeforeItSendsMore() throws {

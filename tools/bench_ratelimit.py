@@ -43,6 +43,7 @@ def main():
     parser.add_argument("--limited", type=int, default=30, help="seconds of limiting")
     parser.add_argument("--after", type=int, default=40, help="seconds unlimited after the limit")
     parser.add_argument("--records", type=int, default=400_000)
+    parser.add_argument("--pace", type=float, default=300.0, help="[uplink] max_requests_per_second: the rate before the limit")
     parser.add_argument("--json")
     args = parser.parse_args()
 
@@ -67,7 +68,11 @@ def main():
         # Small bodies, so the drain is many requests: the rate is what is measured.
         with open(config, "w") as f:
             f.write(f'[uplink]\nplatform = "iotda"\nurl = "{base}"\nallow_plain_http = true\n'
-                    f'device_id = "gw-1"\nsecret = "secret-1"\nmax_body_bytes = 2048\n')
+                    f'device_id = "gw-1"\nsecret = "secret-1"\nmax_body_bytes = 2048\n'
+                    # A configured pace, so the rate to get back to does not depend on how fast
+                    # this machine is (a release build drains ~1,250 requests/s here, and the
+                    # backlog would run out before the recovery could be seen).
+                    f'max_requests_per_second = {args.pace:g}\n')
         lines = "".join(
             '{"kind":"property","device_id":"gw-1","service_id":"S","properties":{"seq":%d}}\n' % i
             for i in range(args.records))

@@ -11,7 +11,8 @@ enum DrainWorkload {
     /// only, and a real backlog of one gateway looks like this (IoTDA merges one device's
     /// properties into one request).
     static let device = "bench-device"
-    static let secret = DeviceSecret("bench-secret-not-a-real-one")
+    static let secretText = "bench-secret-not-a-real-one"
+    static let secret = DeviceSecret(secretText)
 
     /// A representative ~200-byte property record (the enqueue benchmark's shape). A fixed
     /// `now` makes the rows of two backlogs byte-identical.

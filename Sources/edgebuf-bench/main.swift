@@ -34,36 +34,22 @@ func records(_ count: Int) -> [NewRecord] {
     return (0..<count).map { try! input($0).validated(now: now, maxBodyBytes: 1 << 20) }
 }
 
-/// Raw C API: the same schema (our migrations) and pragmas, prepared once, `perTransaction`
-/// rows per commit. This is the ceiling for storing these rows with this durability.
+/// Raw C API (`RawInsert`): the same schema (our migrations) and pragmas, `perTransaction`
+/// rows per commit with the totals row updated in it. This is the ceiling for storing these rows with this durability.
 func rawInsert(path: String, rows: [NewRecord], perTransaction: Int) throws -> Double {
     _ = try Database.open(path: path)  // schema and pragmas as edgebuf sets them
     var db: OpaquePointer?
     sqlite3_open(path, &db)
     sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", nil, nil, nil)
-    var stmt: OpaquePointer?
-    sqlite3_prepare_v2(db, "INSERT INTO outbox (kind, class, target, child, event_time, enqueued_at, payload, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", -1, &stmt, nil)
-    let seconds = elapsed {
+    var raw = RawInsert(db: db!)
+    let seconds = try elapsed {
         var index = 0
         while index < rows.count {
-            sqlite3_exec(db, "BEGIN IMMEDIATE", nil, nil, nil)
-            for row in rows[index..<min(index + perTransaction, rows.count)] {
-                sqlite3_bind_text(stmt, 1, row.kind.rawValue, -1, csqlite_transient())
-                sqlite3_bind_int64(stmt, 2, Int64(row.recordClass.rawValue))
-                sqlite3_bind_text(stmt, 3, row.target, -1, csqlite_transient())
-                sqlite3_bind_null(stmt, 4)
-                sqlite3_bind_int64(stmt, 5, row.eventTime)
-                sqlite3_bind_int64(stmt, 6, row.eventTime)
-                row.payload.withUnsafeBytes { _ = sqlite3_bind_blob(stmt, 7, $0.baseAddress, Int32($0.count), csqlite_transient()) }
-                sqlite3_bind_int64(stmt, 8, Int64(row.payload.count))
-                if sqlite3_step(stmt) != SQLITE_DONE { fatalError(String(cString: sqlite3_errmsg(db))) }
-                sqlite3_reset(stmt)
-            }
-            sqlite3_exec(db, "COMMIT", nil, nil, nil)
+            try raw.commit(rows[index..<min(index + perTransaction, rows.count)])
             index += perTransaction
         }
     }
-    sqlite3_finalize(stmt)
+    raw.finalize()
     sqlite3_close(db)
     return seconds
 }
@@ -184,11 +170,12 @@ if arguments.first == "drain" { exit(await DrainBenchmark.main(arguments: Array(
 if let mode = arguments.first, ["drain-backlog", "drain-raw", "drain-engine"].contains(mode) {
     exit(await DrainProfile.main(mode: mode, arguments: Array(arguments.dropFirst())))
 }
+if arguments.first == "end-to-end" { exit(await EndToEnd.main(arguments: Array(arguments.dropFirst()))) }
 if arguments.first == "ingest" { exit(await IngestBenchmark.main(arguments: Array(arguments.dropFirst()))) }
 if arguments.first == "downlink-cpu" { exit(DownlinkCPU.main(arguments: Array(arguments.dropFirst()))) }
 if arguments.first == "drain-child" { exit(await DrainChild.main(arguments: Array(arguments.dropFirst()))) }
 guard arguments.first == "enqueue", let edgebufPath = option("--edgebuf") else {
-    FileHandle.standardError.write(Data("usage: edgebuf-bench enqueue --edgebuf PATH [--dir DIR] [--json FILE]\n       edgebuf-bench drain [--dir DIR] [--json FILE]\n       edgebuf-bench ingest --edgebuf PATH [--dir DIR] [--json FILE]\n".utf8))
+    FileHandle.standardError.write(Data("usage: edgebuf-bench enqueue --edgebuf PATH [--dir DIR] [--json FILE]\n       edgebuf-bench drain [--dir DIR] [--json FILE]\n       edgebuf-bench ingest --edgebuf PATH [--dir DIR] [--json FILE]\n       edgebuf-bench end-to-end --edgebuf PATH [--dir DIR] [--rounds N] [--json FILE]\n".utf8))
     exit(64)
 }
 let dir = option("--dir") ?? NSTemporaryDirectory() + "edgebuf-bench"

@@ -92,8 +92,10 @@ public final class Connection {
     public var inTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 
     /// Sets how long a statement waits for another connection's lock before failing with BUSY.
+    /// It retries after 50 us, doubling to 1 ms (SQLite's own handler sleeps up to 100 ms
+    /// between tries: see `csqlite_set_busy_timeout`).
     public func setBusyTimeout(milliseconds: Int32) {
-        sqlite3_busy_timeout(handle, milliseconds)
+        csqlite_set_busy_timeout(handle, milliseconds)
     }
 
     /// Runs `body` in a transaction (IMMEDIATE: takes the write lock up front, so two writers

@@ -11,31 +11,32 @@ extension JSON {
     /// ingest endpoints read `services`, `devices` and `measurements` this way). Throws for
     /// anything else.
     public static func elements(of bytes: [UInt8]) throws(SyntaxError) -> [Element] {
-        var scanner = Scanner(bytes: bytes)
-        scanner.skipWhitespace()
-        guard scanner.index < bytes.count, bytes[scanner.index] == UInt8(ascii: "[") else {
-            throw scanner.error(scanner.atEnd ? "empty input, expected a JSON array" : "expected a JSON array")
-        }
-        scanner.index += 1
-        var elements: [Element] = []
-        scanner.skipWhitespace()
-        if scanner.index < bytes.count, bytes[scanner.index] == UInt8(ascii: "]") {
-            scanner.index += 1
-        } else {
-            while true {
-                scanner.skipWhitespace()
-                var raw: [UInt8] = []
-                let type = try scanner.value(depth: 1, into: &raw)
-                elements.append(Element(type: type, raw: raw))
-                scanner.skipWhitespace()
-                guard scanner.index < bytes.count else { throw scanner.error("unterminated array") }
-                if bytes[scanner.index] == UInt8(ascii: ",") { scanner.index += 1; continue }
-                if bytes[scanner.index] == UInt8(ascii: "]") { scanner.index += 1; break }
-                throw scanner.error("expected ',' or ']' in an array")
+        try scanning(bytes[...]) { scanner throws(SyntaxError) in
+            scanner.skipWhitespace()
+            guard !scanner.atEnd, scanner.bytes[scanner.index] == UInt8(ascii: "[") else {
+                throw scanner.error(scanner.atEnd ? "empty input, expected a JSON array" : "expected a JSON array")
             }
+            scanner.index += 1
+            var elements: [Element] = []
+            scanner.skipWhitespace()
+            if !scanner.atEnd, scanner.bytes[scanner.index] == UInt8(ascii: "]") {
+                scanner.index += 1
+            } else {
+                while true {
+                    scanner.skipWhitespace()
+                    var raw: [UInt8] = []
+                    let type = try scanner.value(depth: 1, into: &raw)
+                    elements.append(Element(type: type, raw: raw))
+                    scanner.skipWhitespace()
+                    guard !scanner.atEnd else { throw scanner.error("unterminated array") }
+                    if scanner.bytes[scanner.index] == UInt8(ascii: ",") { scanner.index += 1; continue }
+                    if scanner.bytes[scanner.index] == UInt8(ascii: "]") { scanner.index += 1; break }
+                    throw scanner.error("expected ',' or ']' in an array")
+                }
+            }
+            scanner.skipWhitespace()
+            guard scanner.atEnd else { throw scanner.error("unexpected data after the JSON array") }
+            return elements
         }
-        scanner.skipWhitespace()
-        guard scanner.atEnd else { throw scanner.error("unexpected data after the JSON array") }
-        return elements
     }
 }

@@ -20,10 +20,29 @@ public enum JSON {
         public let key: String
         /// The value's type.
         public let type: ValueType
-        /// The value, minified.
-        public let raw: [UInt8]
         /// The decoded string, when `type` is `.string`.
         public let string: String?
+        /// The value as written; nil for a string without escapes, whose bytes are its text in
+        /// quotes (most ids and names: no copy is made for them).
+        let written: [UInt8]?
+
+        init(key: String, type: ValueType, written: [UInt8]?, string: String?) {
+            self.key = key
+            self.type = type
+            self.written = written
+            self.string = string
+        }
+
+        /// The value, minified.
+        public var raw: [UInt8] {
+            if let written { return written }
+            var quoted: [UInt8] = []
+            quoted.reserveCapacity((string?.utf8.count ?? 0) + 2)
+            quoted.append(UInt8(ascii: "\""))
+            quoted.append(contentsOf: (string ?? "").utf8)
+            quoted.append(UInt8(ascii: "\""))
+            return quoted
+        }
     }
 
     /// A syntax error with its byte offset.
@@ -36,25 +55,37 @@ public enum JSON {
     /// Parses `bytes` as one JSON object and returns its members in order.
     /// Throws for anything else, including duplicate keys.
     public static func members(of bytes: [UInt8]) throws(SyntaxError) -> [Member] {
-        var scanner = Scanner(bytes: bytes)
-        return try scanner.topLevelObject()
+        try members(of: bytes[...])
+    }
+
+    /// Parses `bytes` as one JSON object and returns its members in order, without copying
+    /// the input first (a line of a larger read). Offsets in errors count from its first byte.
+    public static func members(of bytes: ArraySlice<UInt8>) throws(SyntaxError) -> [Member] {
+        try scanning(bytes) { scanner throws(SyntaxError) in try scanner.topLevelObject() }
     }
 
     /// Validates `bytes` as one JSON value and returns it minified, with its type.
     public static func minify(_ bytes: [UInt8]) throws(SyntaxError) -> (type: ValueType, raw: [UInt8]) {
-        var scanner = Scanner(bytes: bytes)
-        scanner.skipWhitespace()
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        let type = try scanner.value(depth: 0, into: &out)
-        scanner.skipWhitespace()
-        guard scanner.atEnd else { throw scanner.error("unexpected data after the JSON value") }
-        return (type, out)
+        try scanning(bytes[...]) { scanner throws(SyntaxError) in
+            scanner.skipWhitespace()
+            var out: [UInt8] = []
+            out.reserveCapacity(bytes.count)
+            let type = try scanner.value(depth: 0, into: &out)
+            scanner.skipWhitespace()
+            guard scanner.atEnd else { throw scanner.error("unexpected data after the JSON value") }
+            return (type, out)
+        }
     }
 
     /// Appends `string` as a JSON string literal (quoted and escaped).
     public static func appendString(_ string: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        // Most strings (ids, names) need no escape: append them whole.
+        if !string.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out.append(contentsOf: string.utf8)
+            out.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in string.utf8 {
             switch byte {
             case UInt8(ascii: "\""): out.append(contentsOf: [0x5c, 0x22])
@@ -79,24 +110,63 @@ public enum JSON {
     }
 }
 
-extension JSON {
-    struct Scanner {
-        let bytes: [UInt8]
-        var index = 0
+/// Where the scanner puts the bytes it reads: an array when it minifies, nowhere when it only
+/// validates (a value with no whitespace in it is then copied once, whole).
+protocol JSONOutput {
+    mutating func put(_ byte: UInt8)
+    mutating func put(_ bytes: UnsafeBufferPointer<UInt8>)
+}
 
-        init(bytes: [UInt8]) { self.bytes = bytes }
+extension Array: JSONOutput where Element == UInt8 {
+    mutating func put(_ byte: UInt8) { append(byte) }
+    mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) { append(contentsOf: bytes) }
+}
+
+/// Validation only: the bytes go nowhere.
+struct JSONDiscard: JSONOutput {
+    @inline(__always) mutating func put(_ byte: UInt8) {}
+    @inline(__always) mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) {}
+}
+
+extension JSON {
+    /// Runs `body` over the bytes of `bytes` without copying them.
+    static func scanning<T>(_ bytes: ArraySlice<UInt8>, _ body: (inout Scanner) throws(SyntaxError) -> T) throws(SyntaxError) -> T {
+        let result: Result<T, SyntaxError> = bytes.withUnsafeBufferPointer { buffer in
+            var scanner = Scanner(bytes: buffer)
+            return Result { () throws(SyntaxError) -> T in try body(&scanner) }
+        }
+        return try result.get()
+    }
+
+    /// A scanner over bytes that stay valid while it runs (see `scanning`). Offsets in its
+    /// errors count from the first byte.
+    struct Scanner {
+        let bytes: UnsafeBufferPointer<UInt8>
+        var index = 0
+        /// Set when `skipWhitespace` skipped anything: a value scanned with it still false was
+        /// already minified, byte for byte.
+        var skippedWhitespace = false
+
+        init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
         var atEnd: Bool { index >= bytes.count }
 
         func error(_ reason: String) -> SyntaxError { SyntaxError(offset: index, reason: reason) }
 
+        /// The bytes `range` as a new array (one allocation of the exact size).
+        func copy(_ range: Range<Int>) -> [UInt8] { Array(UnsafeBufferPointer(rebasing: bytes[range])) }
+
         mutating func skipWhitespace() {
+            let start = index
             while index < bytes.count {
                 switch bytes[index] {
                 case 0x20, 0x09, 0x0a, 0x0d: index += 1
-                default: return
+                default:
+                    if index != start { skippedWhitespace = true }
+                    return
                 }
             }
+            if index != start { skippedWhitespace = true }
         }
 
         mutating func topLevelObject() throws(SyntaxError) -> [Member] {
@@ -106,31 +176,50 @@ extension JSON {
             }
             index += 1
             var members: [Member] = []
+            members.reserveCapacity(8)
+            var discard = JSONDiscard()
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
                 index += 1
             } else {
                 while true {
                     skipWhitespace()
-                    var keyRaw: [UInt8] = []
                     guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a member name in quotes") }
-                    let key = try string(into: &keyRaw)
+                    let key = try string(into: &discard)
                     // Records have a handful of members: a linear scan beats hashing.
                     guard !members.contains(where: { $0.key == key }) else { throw error("duplicate member \"\(key)\"") }
                     skipWhitespace()
                     guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
                     index += 1
                     skipWhitespace()
-                    var raw: [UInt8] = []
+                    let start = index
+                    let raw: [UInt8]?
                     let type: ValueType
                     var decoded: String? = nil
                     if index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
-                        decoded = try string(into: &raw)
+                        let text = try string(into: &discard)
+                        decoded = text
+                        // Every escape is longer than what it decodes to: the same length means
+                        // none, and the bytes are the text in quotes (no copy needed).
+                        raw = index - start == text.utf8.count + 2 ? nil : copy(start..<index)
                         type = .string
                     } else {
-                        type = try value(depth: 1, into: &raw)
+                        // Validate first; copy the value whole when it held no whitespace,
+                        // else scan it again to minify it.
+                        skippedWhitespace = false
+                        type = try value(depth: 1, into: &discard)
+                        if skippedWhitespace {
+                            let end = index
+                            index = start
+                            var out: [UInt8] = []
+                            out.reserveCapacity(end - start)
+                            _ = try value(depth: 1, into: &out)
+                            raw = out
+                        } else {
+                            raw = copy(start..<index)
+                        }
                     }
-                    members.append(Member(key: key, type: type, raw: raw, string: decoded))
+                    members.append(Member(key: key, type: type, written: raw, string: decoded))
                     skipWhitespace()
                     guard index < bytes.count else { throw error("unterminated object") }
                     if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
@@ -143,7 +232,7 @@ extension JSON {
             return members
         }
 
-        mutating func value(depth: Int, into out: inout [UInt8]) throws(SyntaxError) -> ValueType {
+        mutating func value<Output: JSONOutput>(depth: Int, into out: inout Output) throws(SyntaxError) -> ValueType {
             guard index < bytes.count else { throw error("unexpected end of input, expected a value") }
             switch bytes[index] {
             case UInt8(ascii: "{"):
@@ -168,12 +257,12 @@ extension JSON {
             }
         }
 
-        mutating func container(close: UInt8, isObject: Bool, depth: Int, into out: inout [UInt8]) throws(SyntaxError) {
-            out.append(bytes[index])
+        mutating func container<Output: JSONOutput>(close: UInt8, isObject: Bool, depth: Int, into out: inout Output) throws(SyntaxError) {
+            out.put(bytes[index])
             index += 1
             skipWhitespace()
             if index < bytes.count, bytes[index] == close {
-                out.append(close)
+                out.put(close)
                 index += 1
                 return
             }
@@ -184,7 +273,7 @@ extension JSON {
                     _ = try string(into: &out, decode: false)
                     skipWhitespace()
                     guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
-                    out.append(UInt8(ascii: ":"))
+                    out.put(UInt8(ascii: ":"))
                     index += 1
                     skipWhitespace()
                 }
@@ -192,12 +281,12 @@ extension JSON {
                 skipWhitespace()
                 guard index < bytes.count else { throw error(isObject ? "unterminated object" : "unterminated array") }
                 if bytes[index] == UInt8(ascii: ",") {
-                    out.append(UInt8(ascii: ","))
+                    out.put(UInt8(ascii: ","))
                     index += 1
                     continue
                 }
                 if bytes[index] == close {
-                    out.append(close)
+                    out.put(close)
                     index += 1
                     return
                 }
@@ -205,7 +294,7 @@ extension JSON {
             }
         }
 
-        mutating func literal(_ word: StaticString, into out: inout [UInt8]) throws(SyntaxError) {
+        mutating func literal<Output: JSONOutput>(_ word: StaticString, into out: inout Output) throws(SyntaxError) {
             let count = word.utf8CodeUnitCount
             guard index + count <= bytes.count else { throw error("invalid literal") }
             let ok = word.withUTF8Buffer { expected in
@@ -213,11 +302,11 @@ extension JSON {
                 return true
             }
             guard ok else { throw error("invalid literal") }
-            out.append(contentsOf: bytes[index..<(index + count)])
+            out.put(UnsafeBufferPointer(rebasing: bytes[index..<(index + count)]))
             index += count
         }
 
-        mutating func number(into out: inout [UInt8]) throws(SyntaxError) {
+        mutating func number<Output: JSONOutput>(into out: inout Output) throws(SyntaxError) {
             let start = index
             func digit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
             if bytes[index] == UInt8(ascii: "-") { index += 1 }
@@ -239,22 +328,38 @@ extension JSON {
                 guard index < bytes.count, digit(bytes[index]) else { throw error("invalid number (no digit in exponent)") }
                 while index < bytes.count, digit(bytes[index]) { index += 1 }
             }
-            out.append(contentsOf: bytes[start..<index])
+            out.put(UnsafeBufferPointer(rebasing: bytes[start..<index]))
         }
 
         /// Scans a string literal, copying it as written into `out`; returns the decoded text
         /// when `decode` is true (empty otherwise).
-        mutating func string(into out: inout [UInt8], decode: Bool = true) throws(SyntaxError) -> String {
+        mutating func string<Output: JSONOutput>(into out: inout Output, decode: Bool = true) throws(SyntaxError) -> String {
             let start = index
             index += 1  // opening quote
+            // Fast path: printable ASCII without escapes up to the closing quote, the usual
+            // case for names and ids; the text is the bytes themselves.
+            var end = index
+            while end < bytes.count {
+                let byte = bytes[end]
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 || byte >= 0x80 { break }
+                end += 1
+            }
+            if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+                index = end + 1
+                out.put(UnsafeBufferPointer(rebasing: bytes[start..<index]))
+                return decode ? String(decoding: UnsafeBufferPointer(rebasing: bytes[(start + 1)..<end]), as: UTF8.self) : ""
+            }
+            // The rest, byte by byte, from the first byte that needs a closer look.
             var decoded: [UInt8] = []
+            if decode { decoded.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[(start + 1)..<end])) }
+            index = end
             while true {
                 guard index < bytes.count else { throw error("unterminated string") }
                 let byte = bytes[index]
                 switch byte {
                 case UInt8(ascii: "\""):
                     index += 1
-                    out.append(contentsOf: bytes[start..<index])
+                    out.put(UnsafeBufferPointer(rebasing: bytes[start..<index]))
                     return decode ? String(decoding: decoded, as: UTF8.self) : ""
                 case UInt8(ascii: "\\"):
                     index += 1
@@ -285,7 +390,7 @@ extension JSON {
                         }
                         if scalar == 0 { throw error("NUL character (\\u0000) in a string") }
                         if decode, let unicode = Unicode.Scalar(scalar) {
-                            decoded.append(contentsOf: Array(String(Character(unicode)).utf8))
+                            decoded.append(contentsOf: String(Character(unicode)).utf8)
                         }
                     default:
                         throw error("invalid escape")
@@ -297,7 +402,7 @@ extension JSON {
                     index += 1
                 default:
                     let length = try utf8Sequence()
-                    if decode { decoded.append(contentsOf: bytes[index..<(index + length)]) }
+                    if decode { decoded.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[index..<(index + length)])) }
                     index += length
                 }
             }

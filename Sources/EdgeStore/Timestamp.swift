@@ -25,22 +25,29 @@ public enum Timestamp {
         let days = floorDiv(milliseconds, 86_400_000)
         let msOfDay = milliseconds - days * 86_400_000
         let (year, month, day) = civil(fromDays: days)
-        func put(_ value: Int64, _ width: Int) {
-            var divisor: Int64 = 1
-            for _ in 1..<width { divisor *= 10 }
-            var v = value
-            while divisor > 0 {
-                out.append(0x30 + UInt8(truncatingIfNeeded: v / divisor % 10))
-                v %= divisor
-                divisor /= 10
+        // Written into a buffer of its own and appended once (one capacity check, not 24).
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { text in
+            var at = 0
+            func put(_ value: Int64, _ width: Int) {
+                var v = value
+                for offset in stride(from: width - 1, through: 0, by: -1) {
+                    text[at + offset] = 0x30 + UInt8(truncatingIfNeeded: v % 10)
+                    v /= 10
+                }
+                at += width
             }
+            func put(_ byte: UInt8) {
+                text[at] = byte
+                at += 1
+            }
+            put(year, 4); put(0x2d); put(month, 2); put(0x2d); put(day, 2)
+            put(UInt8(ascii: "T"))
+            put(msOfDay / 3_600_000, 2); put(0x3a)
+            put(msOfDay / 60_000 % 60, 2); put(0x3a)
+            put(msOfDay / 1000 % 60, 2); put(0x2e)
+            put(msOfDay % 1000, 3); put(UInt8(ascii: "Z"))
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: text[0..<at]))
         }
-        put(year, 4); out.append(0x2d); put(month, 2); out.append(0x2d); put(day, 2)
-        out.append(UInt8(ascii: "T"))
-        put(msOfDay / 3_600_000, 2); out.append(0x3a)
-        put(msOfDay / 60_000 % 60, 2); out.append(0x3a)
-        put(msOfDay / 1000 % 60, 2); out.append(0x2e)
-        put(msOfDay % 1000, 3); out.append(UInt8(ascii: "Z"))
     }
 
     /// Parses an RFC 3339 / ISO 8601 date-time with a time zone (`Z` or `+hh:mm`), optional

@@ -45,6 +45,14 @@ struct JSONLinesEnqueuer {
         return poll(&descriptor, 1, milliseconds) != 0
     }
 
+    /// The index of the first newline in `buffer[from..<to]` (memchr: the scan for line ends
+    /// runs over every byte of the input).
+    static func newline(in buffer: [UInt8], from: Int, to: Int) -> Int? {
+        buffer.withUnsafeBytes { raw in
+            memchr(raw.baseAddress! + from, 0x0a, to - from).map { $0 - UnsafeMutableRawPointer(mutating: raw.baseAddress!) }
+        }
+    }
+
     func run(path: String?) throws -> Summary {
         let fd: Int32
         if let path {
@@ -141,7 +149,7 @@ struct JSONLinesEnqueuer {
                 let number = summary.lines
                 if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0d }) { return }  // blank line
                 do {
-                    let input = try RecordInput.fromJSONLine(Array(line))
+                    let input = try RecordInput.fromJSONLine(line)
                     records.append(try input.validated(now: now, maxBodyBytes: outbox.configuration.maxBodyBytes))
                     lines.append(number)
                 } catch {
@@ -157,21 +165,17 @@ struct JSONLinesEnqueuer {
 
             var start = 0
             let chunk = buffer[0..<n]
-            var index = chunk.startIndex
-            while index < chunk.endIndex && !stop {
-                if chunk[index] == 0x0a {
-                    if skippingLongLine {
-                        skippingLongLine = false
-                    } else if carry.isEmpty {
-                        handle(chunk[start..<index])
-                    } else {
-                        carry.append(contentsOf: chunk[start..<index])
-                        handle(carry[...])
-                        carry.removeAll(keepingCapacity: carry.count <= Self.readSize)
-                    }
-                    start = index + 1
+            while start < n && !stop, let index = Self.newline(in: buffer, from: start, to: n) {
+                if skippingLongLine {
+                    skippingLongLine = false
+                } else if carry.isEmpty {
+                    handle(chunk[start..<index])
+                } else {
+                    carry.append(contentsOf: chunk[start..<index])
+                    handle(carry[...])
+                    carry.removeAll(keepingCapacity: carry.count <= Self.readSize)
                 }
-                index += 1
+                start = index + 1
             }
             if !stop && start < n && !skippingLongLine {
                 carry.append(contentsOf: chunk[start..<n])

@@ -1,3 +1,4 @@
+import CSQLite
 @testable import EdgeStore
 import Foundation
 import TestSupport
@@ -140,6 +141,63 @@ import Testing
         try db.execute("PRAGMA max_page_count = 100000")
         _ = try db.transaction { try store.admit([sample()], policy: CapacityPolicy(), now: 1) }
         #expect(try db.scalarInt("SELECT count(*) FROM outbox") == stored + 1)
+    }
+
+    /// A writer waiting for another connection's write lock gets it soon after the lock is
+    /// free and gives up with BUSY once the busy timeout has passed (edgebuf's own busy
+    /// handler, not SQLite's coarse one).
+    @Test func aWriterWaitsForTheLockUntilItsTimeout() throws {
+        let path = dir.file("busy.db")
+        let holder = try Database.open(path: path)
+        var options = DatabaseOptions()
+        options.busyTimeoutMilliseconds = 0
+        let impatient = try Database.open(path: path, options: options)
+        options.busyTimeoutMilliseconds = 60
+        let patient = try Database.open(path: path, options: options)
+
+        try holder.execute("BEGIN IMMEDIATE")
+        let clock = ContinuousClock()
+        var failure: (any Error)?
+        let immediate = clock.measure { do { try impatient.execute("BEGIN IMMEDIATE") } catch { failure = error } }
+        #expect((failure as? DatabaseError)?.isBusy == true, "a zero timeout fails at once")
+        #expect(immediate < .milliseconds(50))
+        failure = nil
+        let waited = clock.measure { do { try patient.execute("BEGIN IMMEDIATE") } catch { failure = error } }
+        #expect((failure as? DatabaseError)?.isBusy == true, "the lock was never freed")
+        #expect(waited >= .milliseconds(60), "it waited its whole timeout first")
+
+        try holder.execute("COMMIT")
+
+        // The lock is freed while a writer with a long timeout waits: it gets it.
+        options.busyTimeoutMilliseconds = 10_000
+        let waiting = try Database.open(path: path, options: options)
+        let locked = DispatchSemaphore(value: 0)
+        let other = Thread {
+            guard let connection = try? Database.open(path: path), (try? connection.execute("BEGIN IMMEDIATE")) != nil else { locked.signal(); return }
+            locked.signal()
+            usleep(30_000)
+            try? connection.execute("COMMIT")
+        }
+        other.start()
+        locked.wait()
+        try waiting.execute("BEGIN IMMEDIATE")
+        try waiting.execute("INSERT INTO outbox_totals VALUES (9, 0, 0)")
+        try waiting.execute("COMMIT")
+        #expect(try waiting.scalarInt("SELECT count(*) FROM outbox_totals WHERE class = 9") == 1)
+    }
+
+    /// The busy handler's schedule: never more than 1 ms between tries (a waiter is at most
+    /// that late once the lock is free), and the time it counts as waited is the sum of its
+    /// sleeps, so the timeout means what it says.
+    @Test func theBusyHandlerRetriesAtLeastEveryMillisecond() {
+        var sum: Int64 = 0
+        for count in Int32(0)..<20_000 {
+            #expect(csqlite_busy_waited_us(count) == sum)
+            let delay = csqlite_busy_delay_us(count)
+            #expect(delay > 0 && delay <= 1000)
+            sum += delay
+        }
+        #expect(sum >= 10_000 * 1000, "the default 10 s timeout is reached in fewer tries")
     }
 }
 

@@ -26,6 +26,32 @@ import Testing
         #expect(next[0] > first[1])
     }
 
+    /// A batch is inserted many rows a statement (64, then 8, then 1): each returned id must
+    /// name its own record, in order, also after ids were used up by deleted records, and
+    /// the totals count every record once.
+    @Test func eachIdNamesItsRecordAcrossMultiRowInserts() throws {
+        _ = try admit([sample(), sample(), sample()], CapacityPolicy())
+        try db.execute("DELETE FROM outbox")
+        for size in [1, 7, 8, 9, 63, 64, 65, 75, 200] {
+            let batch = (0..<size).map { n in sample(device: "d\(size)-\(n)", cls: n % 3 == 0 ? .bulk : .normal) }
+            let before = try store.total()
+            let ids = try admit(batch, CapacityPolicy())
+            #expect(ids.count == size)
+            #expect(zip(ids, ids.dropFirst()).allSatisfy { $0 + 1 == $1 }, "consecutive, increasing")
+            for (id, record) in zip(ids, batch) {
+                let stmt = try db.prepare("SELECT target, class FROM outbox WHERE id = ?")
+                try stmt.bind(id, at: 1)
+                #expect(try stmt.step())
+                #expect(stmt.text(0) == record.target)
+                #expect(stmt.int64(1) == Int64(record.recordClass.rawValue))
+            }
+            let after = try store.total()
+            #expect(after.records == before.records + Int64(size))
+            #expect(after.bytes == before.bytes + batch.reduce(0) { $0 + Int64($1.payload.count) })
+        }
+        #expect(try db.scalarInt("SELECT count(*) FROM outbox") == 1 + 7 + 8 + 9 + 63 + 64 + 65 + 75 + 200)
+    }
+
     @Test func rejectNewRefusesAndChangesNothing() throws {
         let policy = CapacityPolicy(maxRecords: 3, whenFull: .rejectNew)
         _ = try admit([sample(), sample()], policy)

@@ -72,6 +72,8 @@ import Testing
         (#"{"kind":"property","device_id":"d","service_id":"S","properties":{},"event_time":1795317010}"#, "event_time"),
         (#"{"kind":"property","device_id":"d","service_id":"S","properties":{},"class":"urgent"}"#, "class"),
         (#"{"kind":"property","device_id":"d","service_id":"S","properties":{},"colour":"red"}"#, "colour"),
+        (#"{"kind":"property","device_id":"d","service_id":"S","properties":{},"name":"n"}"#, "name"),
+        (#"{"kind":"measurement","source":"1","type":"t","device_id":"d","fragments":{"c8y_T":{}}}"#, "device_id"),
         (#"{"kind":"message","device_id":"d","name":"n"}"#, "content"),
         (#"{"kind":"message","device_id":"d","content":1}"#, "name"),
         (#"{"kind":"measurement","source":"1","type":"t","fragments":{}}"#, "fragments"),

@@ -375,21 +375,11 @@ extension RecordInput {
         }
 
         /// `kind`, `class` and the fields of `kind` (`RecordInput.fields(of:)`).
-        static func allowed(for kind: RecordKind) -> Set {
-            switch kind {
-            case .property: return propertyFields
-            case .message: return messageFields
-            case .childProperty: return childPropertyFields
-            case .measurement: return measurementFields
-            case .operationStatus: return operationStatusFields
-            }
-        }
+        static func allowed(for kind: RecordKind) -> Set { allowedByKind[kind]! }
 
-        static let propertyFields = set(RecordInput.fields(of: .property))
-        static let messageFields = set(RecordInput.fields(of: .message))
-        static let childPropertyFields = set(RecordInput.fields(of: .childProperty))
-        static let measurementFields = set(RecordInput.fields(of: .measurement))
-        static let operationStatusFields = set(RecordInput.fields(of: .operationStatus))
+        static let allowedByKind: [RecordKind: Set] = Dictionary(uniqueKeysWithValues: RecordKind.allCases.map { kind in
+            (kind, set(RecordInput.fields(of: kind)))
+        })
 
         static func set(_ names: [String]) -> Set {
             Set(bits: (names + ["kind", "class"]).reduce(0) { $0 | (1 << byName[$1]!.rawValue) })

@@ -96,7 +96,7 @@ import Testing
             print("message", call("POST", "/v5/devices/dev-1/sys/messages/up", json.dumps({"name": "alarm", "id": "m-1", "content": "door"}), {"access_token": access})[0])
             print("bearer", call("POST", "/v5/devices/dev-1/sys/properties/report", json.dumps(report), {"Authorization": "Bearer " + secret})[0])
             print("none", call("POST", "/v5/devices/dev-1/sys/properties/report", json.dumps(report))[0])
-            print("wrong", call("POST", "/v5/devices/dev-1/sys/properties/report", json.dumps(report), {"access_token": access[:-1] + "0"})[0])
+            print("wrong", call("POST", "/v5/devices/dev-1/sys/properties/report", json.dumps(report), {"access_token": access[:-1] + ("1" if access[-1] == "0" else "0")})[0])
             bad = hmac.new(ts.encode(), b"not-the-secret", hashlib.sha256).hexdigest()
             print("badauth", call("POST", "/v5/device-auth", json.dumps({"device_id": "dev-1", "sign_type": 0, "timestamp": ts, "password": bad}))[0])
             print("metrics", call("GET", "/metrics", headers={"Authorization": "Bearer " + secret}))

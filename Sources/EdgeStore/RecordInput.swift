@@ -41,19 +41,13 @@ public struct RecordInput: Sendable {
     /// The fields each kind takes in a JSON line, besides `kind` and `class`.
     public static func fields(of kind: RecordKind) -> [String] {
         switch kind {
-        case .property: return propertyFields
-        case .message: return messageFields
-        case .childProperty: return childPropertyFields
-        case .measurement: return measurementFields
-        case .operationStatus: return operationStatusFields
+        case .property: return ["device_id", "service_id", "properties", "event_time"]
+        case .message: return ["device_id", "name", "content", "id"]
+        case .childProperty: return ["gateway_id", "device_id", "service_id", "properties", "event_time"]
+        case .measurement: return ["source", "type", "time", "fragments"]
+        case .operationStatus: return ["operation_id", "status", "failure_reason", "fragments"]
         }
     }
-
-    static let propertyFields = ["device_id", "service_id", "properties", "event_time"]
-    static let messageFields = ["device_id", "name", "content", "id"]
-    static let childPropertyFields = ["gateway_id", "device_id", "service_id", "properties", "event_time"]
-    static let measurementFields = ["source", "type", "time", "fragments"]
-    static let operationStatusFields = ["operation_id", "status", "failure_reason", "fragments"]
 
     /// Checks every field and builds the stored form. `now` is the default event time and the
     /// enqueue time; `maxBodyBytes` the platform's request limit the record must fit in alone.

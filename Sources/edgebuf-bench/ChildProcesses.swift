@@ -108,6 +108,14 @@ enum ChildProcesses {
     }()
 }
 
+extension [String] {
+    /// The value after `name` in a command line (`--dir DIR`), nil when it is not there.
+    func option(_ name: String) -> String? {
+        guard let i = firstIndex(of: name), i + 1 < count else { return nil }
+        return self[i + 1]
+    }
+}
+
 /// A benchmark failure: what went wrong, for stderr.
 struct BenchError: Error, CustomStringConvertible {
     let description: String

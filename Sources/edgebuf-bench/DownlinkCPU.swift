@@ -30,13 +30,9 @@ enum DownlinkCPU {
     }
 
     static func main(arguments: [String]) -> Int32 {
-        func option(_ name: String) -> String? {
-            guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
-            return arguments[i + 1]
-        }
-        let answers = Int(option("--answers") ?? "200") ?? 200
-        let perAnswer = Int(option("--per-answer") ?? "50") ?? 50
-        let dir = option("--dir") ?? NSTemporaryDirectory() + "edgebuf-bench-downlink-cpu"
+        let answers = Int(arguments.option("--answers") ?? "200") ?? 200
+        let perAnswer = Int(arguments.option("--per-answer") ?? "50") ?? 50
+        let dir = arguments.option("--dir") ?? NSTemporaryDirectory() + "edgebuf-bench-downlink-cpu"
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let path = fresh(dir, "inbox.db")
@@ -71,7 +67,7 @@ enum DownlinkCPU {
             let key = cpuSeconds() - startKey
             let share = key / intake
             print("downlink CPU: \(count) notifications in \(answers) answers: intake (parse, key, commit) \(String(format: "%.1f", intake / Double(count) * 1e6)) us each; the dedupe key alone \(String(format: "%.1f", key / Double(count) * 1e6)) us each: \(String(format: "%.1f", share * 100)) % of the CPU per notification (target < 10 %) [\(checksum % 10)]")
-            if let jsonPath = option("--json") {
+            if let jsonPath = arguments.option("--json") {
                 var out = JSONObject()
                 out.add("notifications", count)
                 out.add("intake_us_per_notification", intake / Double(count) * 1e6)

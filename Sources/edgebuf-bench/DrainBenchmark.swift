@@ -19,19 +19,15 @@ enum DrainBenchmark {
     static let latencyIntervalMilliseconds = 5
 
     static func main(arguments: [String]) async -> Int32 {
-        func option(_ name: String) -> String? {
-            guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
-            return arguments[i + 1]
-        }
         ChildProcesses.cleanUpOnSignals()
         do {
             if arguments.contains("--ratio-only") {
-                try await ratioOnly(dir: option("--dir") ?? NSTemporaryDirectory() + "edgebuf-bench",
-                                    rounds: Int(option("--rounds") ?? "2") ?? 2)
+                try await ratioOnly(dir: arguments.option("--dir") ?? NSTemporaryDirectory() + "edgebuf-bench",
+                                    rounds: Int(arguments.option("--rounds") ?? "2") ?? 2)
                 return 0
             }
-            try await run(dir: option("--dir") ?? NSTemporaryDirectory() + "edgebuf-bench", json: option("--json"),
-                          latencySamples: option("--latency-samples"))
+            try await run(dir: arguments.option("--dir") ?? NSTemporaryDirectory() + "edgebuf-bench", json: arguments.option("--json"),
+                          latencySamples: arguments.option("--latency-samples"))
             return 0
         } catch {
             FileHandle.standardError.write(Data("edgebuf-bench drain: \(error)\n".utf8))

@@ -15,11 +15,7 @@ import Foundation
 /// exits 0 when the outbox is empty, 1 otherwise.
 enum DrainChild {
     static func main(arguments: [String]) async -> Int32 {
-        func option(_ name: String) -> String? {
-            guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
-            return arguments[i + 1]
-        }
-        guard let path = option("--db"), let url = option("--url") else {
+        guard let path = arguments.option("--db"), let url = arguments.option("--url") else {
             FileHandle.standardError.write(Data("usage: edgebuf-bench drain-child --db PATH --url URL\n".utf8))
             return 64
         }
@@ -29,7 +25,7 @@ enum DrainChild {
             guard try await engine.drain() else { throw BenchError("the drain was cancelled") }
             let left = try DrainWorkload.remaining(path: path)
             guard left == 0 else { throw BenchError("\(left) records left after drain()") }
-            if let report = option("--report") {
+            if let report = arguments.option("--report") {
                 try "\(try peakRSSKiB())\n".write(toFile: report, atomically: true, encoding: .utf8)
             }
             return 0

@@ -12,29 +12,25 @@ import Foundation
 /// Each prints records/s on stdout.
 enum DrainProfile {
     static func main(mode: String, arguments: [String]) async -> Int32 {
-        func option(_ name: String) -> String? {
-            guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
-            return arguments[i + 1]
-        }
-        guard let path = option("--db") else {
+        guard let path = arguments.option("--db") else {
             FileHandle.standardError.write(Data("usage: edgebuf-bench \(mode) --db PATH [--url URL] [--count N]\n".utf8))
             return 64
         }
         do {
             switch mode {
             case "drain-backlog":
-                let count = Int(option("--count") ?? "") ?? DrainBenchmark.backlog
+                let count = Int(arguments.option("--count") ?? "") ?? DrainBenchmark.backlog
                 let seconds = try await DrainWorkload.buildBacklog(path: DrainWorkload.fresh(path), count: count,
                                                                    now: Timestamp.nowMilliseconds())
                 print("built \(count) records in \(DrainBenchmark.format(seconds)) s")
             case "drain-raw":
-                guard let url = option("--url") else { throw BenchError("--url is required") }
+                guard let url = arguments.option("--url") else { throw BenchError("--url is required") }
                 let records = try DrainWorkload.remaining(path: path)
                 let result = try RawDrain.drain(path: path, url: url, device: DrainWorkload.device, secret: DrainWorkload.secret)
                 guard result.records == Int(records) else { throw BenchError("the raw drain sent \(result.records) of \(records)") }
                 print("raw: \(result.records) records, \(result.requests) requests, \(Int(Double(result.records) / result.seconds)) records/s")
             default:
-                guard let url = option("--url") else { throw BenchError("--url is required") }
+                guard let url = arguments.option("--url") else { throw BenchError("--url is required") }
                 let records = try DrainWorkload.remaining(path: path)
                 var options = DatabaseOptions()
                 options.checkOnOpen = false

@@ -13,8 +13,8 @@ import Foundation
 ///
 /// The floor: the same durable work on the C APIs in this process, one thread: the same rows
 /// inserted in groups of `JSONLinesEnqueuer.maximumGroup` per transaction (WAL, synchronous
-/// FULL; `RawInsert`, 64 rows a statement), then drained as `RawDrain` does (select <= 1 MB, POST, one transaction of range
-/// delete + totals + audit row). It parses no JSON: validation is edgebuf's own work, which
+/// FULL; `RawInsert`, 64 rows a statement), then drained as `RawDrain` does (select <= 1 MB,
+/// POST, one transaction of range delete + totals + audit row). It parses no JSON: validation is edgebuf's own work, which
 /// is what the ratios show the price of.
 enum EndToEnd {
     static let records = 200_000
@@ -22,18 +22,14 @@ enum EndToEnd {
     static let group = 8192
 
     static func main(arguments: [String]) async -> Int32 {
-        func option(_ name: String) -> String? {
-            guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
-            return arguments[i + 1]
-        }
-        guard let edgebuf = option("--edgebuf") else {
+        guard let edgebuf = arguments.option("--edgebuf") else {
             FileHandle.standardError.write(Data("usage: edgebuf-bench end-to-end --edgebuf PATH [--dir DIR] [--rounds N] [--json FILE]\n".utf8))
             return 64
         }
         ChildProcesses.cleanUpOnSignals()
         do {
-            try await run(edgebuf: edgebuf, dir: option("--dir") ?? NSTemporaryDirectory() + "edgebuf-bench",
-                          rounds: Int(option("--rounds") ?? "1") ?? 1, json: option("--json"))
+            try await run(edgebuf: edgebuf, dir: arguments.option("--dir") ?? NSTemporaryDirectory() + "edgebuf-bench",
+                          rounds: Int(arguments.option("--rounds") ?? "1") ?? 1, json: arguments.option("--json"))
             return 0
         } catch {
             FileHandle.standardError.write(Data("edgebuf-bench end-to-end: \(error)\n".utf8))

@@ -21,20 +21,16 @@ enum IngestBenchmark {
     static let linesPerPost = 1000
 
     static func main(arguments: [String]) async -> Int32 {
-        func option(_ name: String) -> String? {
-            guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
-            return arguments[i + 1]
-        }
-        guard let edgebuf = option("--edgebuf") else {
+        guard let edgebuf = arguments.option("--edgebuf") else {
             FileHandle.standardError.write(Data("usage: edgebuf-bench ingest --edgebuf PATH [--dir DIR] [--json FILE]\n".utf8))
             return 64
         }
         ChildProcesses.cleanUpOnSignals()
         do {
-            let parent = option("--dir") ?? NSTemporaryDirectory()
+            let parent = arguments.option("--dir") ?? NSTemporaryDirectory()
             let dir = try ChildProcesses.makeDirectory(under: parent, prefix: "ingest")
             defer { ChildProcesses.cleanUp() }
-            try await run(edgebuf: edgebuf, dir: dir, json: option("--json"))
+            try await run(edgebuf: edgebuf, dir: dir, json: arguments.option("--json"))
             return 0
         } catch {
             FileHandle.standardError.write(Data("edgebuf-bench ingest: \(error)\n".utf8))

@@ -229,10 +229,6 @@ func spawn(_ path: String, _ arguments: [String]) throws -> pid_t {
 // MARK: Main
 
 let arguments = Array(CommandLine.arguments.dropFirst())
-func option(_ name: String) -> String? {
-    guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
-    return arguments[i + 1]
-}
 // The drain benchmark (DrainBenchmark.swift) and its hidden child mode (DrainChild.swift).
 if arguments.first == "drain" { exit(await DrainBenchmark.main(arguments: Array(arguments.dropFirst()))) }
 if let mode = arguments.first, ["drain-backlog", "drain-raw", "drain-engine"].contains(mode) {
@@ -242,11 +238,11 @@ if arguments.first == "end-to-end" { exit(await EndToEnd.main(arguments: Array(a
 if arguments.first == "ingest" { exit(await IngestBenchmark.main(arguments: Array(arguments.dropFirst()))) }
 if arguments.first == "downlink-cpu" { exit(DownlinkCPU.main(arguments: Array(arguments.dropFirst()))) }
 if arguments.first == "drain-child" { exit(await DrainChild.main(arguments: Array(arguments.dropFirst()))) }
-guard arguments.first == "enqueue", let edgebufPath = option("--edgebuf") else {
+guard arguments.first == "enqueue", let edgebufPath = arguments.option("--edgebuf") else {
     FileHandle.standardError.write(Data("usage: edgebuf-bench enqueue --edgebuf PATH [--dir DIR] [--json FILE]\n       edgebuf-bench drain [--dir DIR] [--json FILE]\n       edgebuf-bench ingest --edgebuf PATH [--dir DIR] [--json FILE]\n       edgebuf-bench end-to-end --edgebuf PATH [--dir DIR] [--rounds N] [--json FILE]\n".utf8))
     exit(64)
 }
-let dir = option("--dir") ?? NSTemporaryDirectory() + "edgebuf-bench"
+let dir = arguments.option("--dir") ?? NSTemporaryDirectory() + "edgebuf-bench"
 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
 
 let a = try await batched(dir: dir)
@@ -265,7 +261,7 @@ print("| (b) 64 producers vs one fsync per record | | | | \(String(format: "%.1f
 let ratioC = c[1].rate / c[0].rate
 print("| (c) --jsonl 1M lines | | | | \(Int(c[1].rate))/s = \(String(format: "%.2f", ratioC))x sqlite3, peak RSS \(c[1].extra["peak_rss_mib"] ?? "?") MiB | >= 0.9x sqlite3, < 50 MiB |")
 
-if let jsonPath = option("--json") {
+if let jsonPath = arguments.option("--json") {
     var out = JSONObject()
     out.add("batched_raw_per_second", a[0].rate)
     out.add("batched_edgebuf_per_second", a[1].rate)

@@ -11,12 +11,17 @@ import Synchronization
 /// the watch was paused is found by that read, and any later one wakes it through inotify.
 public final class WakeSignal: Sendable {
     private let state = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
-    /// The inotify descriptor, the watch on the directory (-1 while paused) and what it watches.
+    /// The inotify descriptor, the watch on the directory (-1 while paused), what it watches,
+    /// and the pipe `stop()` writes to. Only the watcher thread closes these descriptors,
+    /// under this lock and after taking them out of it: a descriptor closed under a thread
+    /// blocked in read(2) does not end that read, and the thread's next read would go to
+    /// whatever file was opened under the same number.
     private struct Watch {
         var fd: Int32 = -1
         var wd: Int32 = -1
         var directory = ""
         var paused = false
+        var stopFD: Int32 = -1
     }
     private let watcher = Mutex<Watch>(Watch())
 
@@ -74,42 +79,71 @@ public final class WakeSignal: Sendable {
     /// commits). Linux only; elsewhere only in-process signals wake the engine.
     public func watch(databasePath: String) {
         #if os(Linux)
-        let fd = inotify_init1(Int32(IN_CLOEXEC))
+        let fd = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
         guard fd >= 0 else { return }
-        let directory = (databasePath as NSString).deletingLastPathComponent
-        let walName = (databasePath as NSString).lastPathComponent + "-wal"
-        let watched = directory.isEmpty ? "." : directory
-        let wd = inotify_add_watch(fd, watched, UInt32(IN_MODIFY))
-        guard wd >= 0 else {
+        var pipeEnds: [Int32] = [-1, -1]
+        guard pipe(&pipeEnds) == 0 else {
             close(fd)
             return
         }
-        watcher.withLock { $0 = Watch(fd: fd, wd: wd, directory: watched, paused: false) }
+        let (stopFD, stopWriteFD) = (pipeEnds[0], pipeEnds[1])
+        for descriptor in [stopFD, stopWriteFD] { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
+        let directory = (databasePath as NSString).deletingLastPathComponent
+        let walName = Array(((databasePath as NSString).lastPathComponent + "-wal").utf8)
+        let watched = directory.isEmpty ? "." : directory
+        let wd = inotify_add_watch(fd, watched, UInt32(IN_MODIFY))
+        guard wd >= 0 else {
+            for descriptor in [fd, stopFD, stopWriteFD] { close(descriptor) }
+            return
+        }
+        watcher.withLock { $0 = Watch(fd: fd, wd: wd, directory: watched, paused: false, stopFD: stopWriteFD) }
         let thread = Thread { [self] in
+            defer {
+                watcher.withLock { watch in
+                    if watch.fd == fd { watch = Watch() }
+                    for descriptor in [fd, stopFD, stopWriteFD] { close(descriptor) }
+                }
+            }
             var buffer = [UInt8](repeating: 0, count: 4096)
+            var descriptors = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
+                               pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)]
             while true {
-                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n <= 0 {
-                    if n < 0 && errno == EINTR { continue }
+                let ready = poll(&descriptors, 2, -1)
+                if ready < 0 {
+                    if errno == EINTR { continue }
                     return
                 }
-                var offset = 0
-                while offset + MemoryLayout<inotify_event>.size <= n {
-                    let (length, name) = buffer.withUnsafeBytes { raw -> (Int, String) in
-                        let event = raw.load(fromByteOffset: offset, as: inotify_event.self)
-                        let nameStart = offset + MemoryLayout<inotify_event>.size
-                        let nameBytes = raw[nameStart..<min(nameStart + Int(event.len), n)].prefix { $0 != 0 }
-                        return (Int(event.len), String(decoding: nameBytes, as: UTF8.self))
-                    }
-                    if name == walName { signal() }
-                    offset += MemoryLayout<inotify_event>.size + length
-                }
+                if descriptors[1].revents != 0 { return }
+                if descriptors[0].revents & Int16(POLLIN | POLLERR | POLLHUP | POLLNVAL) == 0 { continue }
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+                if n <= 0 { return }
+                if Self.names(walName, inEvents: buffer, count: n) { signal() }
             }
         }
         thread.name = "edgebuf-wal-watch"
         thread.start()
         #endif
     }
+
+    #if os(Linux)
+    /// Whether the inotify events in the first `count` bytes of `buffer` name `name`. Reads
+    /// each header unaligned and never past `count`.
+    static func names(_ name: [UInt8], inEvents buffer: [UInt8], count: Int) -> Bool {
+        let header = MemoryLayout<inotify_event>.size
+        return buffer.withUnsafeBytes { raw in
+            var offset = 0
+            while offset + header <= count {
+                let event = raw.loadUnaligned(fromByteOffset: offset, as: inotify_event.self)
+                let nameStart = offset + header
+                let nameEnd = nameStart + min(Int(event.len), count - nameStart)
+                if raw[nameStart..<nameEnd].prefix(while: { $0 != 0 }).elementsEqual(name) { return true }
+                offset = nameEnd
+            }
+            return false
+        }
+    }
+    #endif
 
     /// Stops watching other processes' commits (in-process signals still arrive) until
     /// `resume()`. No effect when not watching or already paused.
@@ -146,12 +180,15 @@ public final class WakeSignal: Sendable {
     /// or while paused; then the engine has to look for new records by itself.
     public var isWatching: Bool { watcher.withLock { $0.fd >= 0 && $0.wd >= 0 && !$0.paused } }
 
-    /// Stops the watcher.
+    /// Stops the watcher: its thread closes the descriptors and ends.
     public func stop() {
-        let fd = watcher.withLock { watch -> Int32 in
-            defer { watch = Watch() }
-            return watch.fd
+        #if os(Linux)
+        watcher.withLock { watch in
+            guard watch.stopFD >= 0 else { return }
+            var byte: UInt8 = 1
+            _ = write(watch.stopFD, &byte, 1)
+            watch = Watch()
         }
-        if fd >= 0 { close(fd) }
+        #endif
     }
 }

@@ -45,6 +45,35 @@ import Testing
         #expect(await wake.wait(timeout: .seconds(60)))
     }
 
+    /// After `stop()` the watcher thread is gone and its descriptor closed by that thread: a
+    /// descriptor closed under a thread blocked in read(2) leaves that read waiting on the old
+    /// inotify instance (a WAL write then signals a stopped watch), and its next read goes to
+    /// whatever file reused the number: a flush crashed on a "misaligned" inotify_event read
+    /// from a database file.
+    @Test func aStoppedWatchNeitherSignalsNorReadsAReusedDescriptor() async throws {
+        let path = dir.file("d.db")
+        let wake = WakeSignal()
+        wake.watch(databasePath: path)
+        // The watcher is in read(2) or poll(2) by now; a commit proves the thread runs.
+        try commitFromAnotherProcess(path)
+        #expect(await wake.wait(timeout: .seconds(60)))
+        wake.stop()
+        // Files opened now may take the watch's old descriptor numbers. Each holds what an
+        // inotify read of a write to d.db-wal returns (wd 1, IN_MODIFY, cookie 0, len 16, the
+        // name): a watcher reading one of them signals.
+        var event = Data()
+        for field: UInt32 in [1, 2, 0, 16] { withUnsafeBytes(of: field.littleEndian) { event.append(contentsOf: $0) } }
+        event.append(contentsOf: Array("d.db-wal".utf8) + [UInt8](repeating: 0, count: 8))
+        let decoys = try (0..<4).map { index -> FileHandle in
+            let decoy = dir.file("decoy-\(index)")
+            FileManager.default.createFile(atPath: decoy, contents: event)
+            return try #require(FileHandle(forReadingAtPath: decoy))
+        }
+        defer { for decoy in decoys { try? decoy.close() } }
+        try commitFromAnotherProcess(path)
+        #expect(await wake.wait(timeout: .milliseconds(500)) == false, "a stopped watch signalled a WAL write")
+    }
+
     @Test func inProcessSignalsArriveWhilePaused() async throws {
         let path = dir.file("c.db")
         let wake = WakeSignal()

@@ -31,7 +31,7 @@ public enum BayeuxFailure: Sendable, Equatable, CustomStringConvertible {
     var mayHaveLostEvents: Bool {
         switch self {
         case .deadlineExceeded: return true
-        case .transport(let label): return ["connection_closed", "response_too_large", "timed_out"].contains(label)
+        case .transport(let label): return ["connection_closed", "response_too_large", "response_refused", "timed_out"].contains(label)
         case .httpStatus: return false
         }
     }

@@ -203,14 +203,29 @@ public struct BayeuxSession<Instant: InstantProtocol & Sendable>: Sendable where
         } catch {
             parsed = .failure(error)
         }
-        if case .success(let messages) = parsed {
-            lastAnswerAt = now
-            let notifications = messages.filter { !$0.isMeta }.flatMap(\.notifications)
-            if !notifications.isEmpty {
-                pendingStores.append(Batch(notifications: notifications, gap: nil))
-                lastNotificationAt = now
-                notificationsReceived += notifications.count
-            }
+        let notifications = (try? parsed.get())?.filter { !$0.isMeta }.flatMap(\.notifications) ?? []
+        received(requestID: requestID, parsed: parsed, notifications: notifications, committed: 0, bodyBytes: body.count, now: now)
+    }
+
+    /// Request `requestID` got HTTP 200 and its body was read by a `BayeuxAnswerStream`, which
+    /// has committed all but `remainder.notifications` already. What remains is stored before
+    /// the next request, as with `answerReceived`; an answer that turned out unusable (cut
+    /// off, not JSON) fails the request as there, after the events read before the damage.
+    public mutating func answerStreamed(requestID: BayeuxRequestID, remainder: BayeuxAnswerStream.Remainder, now: Instant) {
+        let parsed: Result<[BayeuxMessage], BayeuxError> = remainder.error.map { .failure($0) } ?? .success(remainder.replies)
+        received(requestID: requestID, parsed: parsed, notifications: remainder.notifications,
+                 committed: remainder.committed, bodyBytes: remainder.bodyBytes, now: now)
+    }
+
+    private mutating func received(requestID: BayeuxRequestID, parsed: Result<[BayeuxMessage], BayeuxError>,
+                                   notifications: [InboxNotification], committed: Int, bodyBytes: Int, now: Instant) {
+        if case .success = parsed { lastAnswerAt = now }
+        if !notifications.isEmpty {
+            pendingStores.append(Batch(notifications: notifications, gap: nil))
+        }
+        if !notifications.isEmpty || committed > 0 {
+            lastNotificationAt = now
+            notificationsReceived += notifications.count + committed
         }
         guard let owner = detach(requestID) else {
             staleAnswers += 1
@@ -220,16 +235,33 @@ public struct BayeuxSession<Instant: InstantProtocol & Sendable>: Sendable where
         switch parsed {
         case .failure(let error):
             if owner.request.kind == .connect { answerLost("its answer could not be read: \(error.description)") }
-            failed(owner, Trouble(summary: error.description), bodyBytes: body.count, now: now)
+            failed(owner, Trouble(summary: error.description), bodyBytes: bodyBytes, now: now)
         case .success(let messages):
-            handle(owner, messages: messages, bodyBytes: body.count, now: now)
+            handle(owner, messages: messages, bodyBytes: bodyBytes, now: now)
         }
         flushReport()
     }
 
+    /// Request `requestID`'s answer is arriving (a streamed body's bytes came): it is no dead
+    /// poll, however long the answer takes. Its deadline moves to `until` if that is later;
+    /// the transport's stall watchdog ends an answer that stops arriving.
+    public mutating func answerArriving(requestID: BayeuxRequestID, until: Instant) {
+        for lane in [\BayeuxSession.poll, \BayeuxSession.control] {
+            guard var outstanding = self[keyPath: lane], outstanding.request.id == requestID else { continue }
+            outstanding.deadline = max(outstanding.deadline, until)
+            self[keyPath: lane] = outstanding
+        }
+    }
+
     /// Request `requestID` got no usable answer. Ignored if it is not outstanding (already
-    /// cancelled, or a report of a request the machine gave up on).
-    public mutating func requestFailed(requestID: BayeuxRequestID, failure: BayeuxFailure, now: Instant) {
+    /// cancelled, or a report of a request the machine gave up on). `received` are complete
+    /// events a streamed answer delivered before it broke off: stored before the gap marker.
+    public mutating func requestFailed(requestID: BayeuxRequestID, failure: BayeuxFailure, received: [InboxNotification] = [], now: Instant) {
+        if !received.isEmpty {
+            pendingStores.append(Batch(notifications: received, gap: nil))
+            lastNotificationAt = now
+            notificationsReceived += received.count
+        }
         guard let owner = detach(requestID) else { return }
         if owner.request.kind == .connect, failure.mayHaveLostEvents { answerLost("\(failure)") }
         failed(owner, Trouble(failure), bodyBytes: 0, now: now)

@@ -4,6 +4,7 @@ import EdgeTransport
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Runs the Bayeux session over libcurl and commits what arrives to the inbox.
 ///
@@ -19,7 +20,9 @@ import ServiceLifecycle
 /// same daemon goes on.
 public actor DownlinkEngine: Service {
     enum Input: Sendable {
-        case answered(BayeuxRequestID, Result<HTTPResponse, TransportError>)
+        case answered(BayeuxRequestID, Result<HTTPResponse, TransportError>, BayeuxAnswerStream)
+        /// A streamed answer's bytes are arriving.
+        case arriving(BayeuxRequestID)
         case tick
         case shutdown
     }
@@ -163,23 +166,28 @@ public actor DownlinkEngine: Service {
         case .shutdown:
             session.stop(now: clock.now)
             return true
-        case .answered(let id, let result):
+        case .arriving(let id):
+            // No dead poll: bytes flow. An answer that stops arriving is ended by the
+            // transport's low-speed watchdog; this deadline is only the backstop behind it.
+            session.answerArriving(requestID: id, until: clock.now.advanced(by: settings.pollTransport.lowSpeedTime + settings.session.pollDeadlineMargin))
+            return false
+        case .answered(let id, let result, let stream):
             inflight[id] = nil
             let now = clock.now
             switch result {
             case .success(let response) where response.status == 200:
-                session.answerReceived(requestID: id, body: response.body, now: now)
+                session.answerStreamed(requestID: id, remainder: stream.finish(), now: now)
             case .success(let response):
                 session.requestFailed(requestID: id, failure: .httpStatus(response.status, retryAfter: response.retryAfter()), now: now)
             case .failure(let error):
                 switch error.kind {
                 case .cancelled:
-                    break  // we aborted it; the session already moved on
+                    break  // we aborted it; the session already moved on (and the stream may still be in use)
                 case .timedOut:
                     // curl's own deadline or the byte-idle watchdog: a dead poll.
-                    session.requestFailed(requestID: id, failure: .deadlineExceeded, now: now)
+                    session.requestFailed(requestID: id, failure: .deadlineExceeded, received: stream.finish().notifications, now: now)
                 default:
-                    session.requestFailed(requestID: id, failure: .transport(error.label), now: now)
+                    session.requestFailed(requestID: id, failure: .transport(error.label), received: stream.finish().notifications, now: now)
                 }
             }
             return false
@@ -198,10 +206,16 @@ public actor DownlinkEngine: Service {
         // curl's own limit a second after the session's deadline: the session cancels first,
         // curl is the backstop.
         let timeout = max(clock.now.duration(to: deadline), .zero) + .seconds(1)
-        let http = HTTPRequest(method: .post, url: settings.session.url, headers: headers, body: request.body, timeout: timeout)
-        let client = request.kind.usesLongPollConnection ? pollClient : controlClient
         let id = request.id
         let feed = self.feed
+        let stream = BayeuxAnswerStream(maximumMessageBytes: settings.transport.maximumResponseBodyBytes,
+                                        progress: { feed.yield(.arriving(id)) }) { [weak self] notifications, gapReason in
+            guard let self else { return false }
+            return Self.waiting { await self.commitStreamed(notifications, gapReason: gapReason) }
+        }
+        let http = HTTPRequest(method: .post, url: settings.session.url, headers: headers, body: request.body, timeout: timeout,
+                               bodySink: StreamSink(stream))
+        let client = request.kind.usesLongPollConnection ? pollClient : controlClient
         logger.debug("downlink request", metadata: ["edgebuf.downlink.request": "\(request.kind.rawValue)", "edgebuf.downlink.id": "\(id)"])
         inflight[id] = Task {
             let result: Result<HTTPResponse, TransportError>
@@ -210,8 +224,36 @@ public actor DownlinkEngine: Service {
             } catch {
                 result = .failure(error)
             }
-            feed.yield(.answered(id, result))
+            feed.yield(.answered(id, result, stream))
         }
+    }
+
+    /// Feeds a transfer's body to its answer stream.
+    private final class StreamSink: ResponseBodySink {
+        let stream: BayeuxAnswerStream
+        init(_ stream: BayeuxAnswerStream) { self.stream = stream }
+        func receive(_ bytes: UnsafeRawBufferPointer) -> Bool { stream.receive(bytes) }
+    }
+
+    /// Runs `work` on the cooperative pool and blocks this (transfer) thread until it is done.
+    /// Only for threads of our own: the engine never waits synchronously for a transfer, so
+    /// the actor is free to run the commit while the transfer waits for it.
+    private static func waiting(_ work: @escaping @Sendable () async -> Bool) -> Bool {
+        let done = DispatchSemaphore(value: 0)
+        let result = Mutex(false)
+        Task {
+            let value = await work()
+            result.withLock { $0 = value }
+            done.signal()
+        }
+        done.wait()
+        return result.withLock { $0 }
+    }
+
+    /// Commits a chunk of a streamed answer, or the gap marker of a message dropped for its
+    /// size, while the answer is still arriving.
+    private func commitStreamed(_ notifications: [InboxNotification], gapReason: String?) -> Bool {
+        commit(notifications, gap: gapReason.map { SessionGap(reason: $0, session: session.successfulHandshakes) })
     }
 
     // MARK: The inbox

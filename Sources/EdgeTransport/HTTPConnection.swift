@@ -80,7 +80,8 @@ public final class HTTPConnection {
         let state = TransferState(
             maximumBodyBytes: configuration.maximumResponseBodyBytes,
             maximumHeaderBytes: configuration.maximumResponseHeaderBytes,
-            cancellation: cancellation)
+            cancellation: cancellation,
+            sink: request.bodySink)
         let userdata = Unmanaged.passUnretained(state).toOpaque()
 
         let headerList = makeHeaderList(request)
@@ -98,7 +99,17 @@ public final class HTTPConnection {
         }
 
         try handle.set(CURLOPT_URL, request.url)
-        try handle.set(CURLOPT_TIMEOUT_MS, (request.timeout ?? configuration.requestTimeout).curlMilliseconds)
+        let timeout = request.timeout ?? configuration.requestTimeout
+        if request.bodySink != nil {
+            // A streamed body bounds its own memory: no Content-Length limit (0 is none); and
+            // the timeout ends the wait for the answer, not the answer (see TransferState).
+            try handle.set(CURLOPT_MAXFILESIZE_LARGE, offT: 0)
+            try handle.set(CURLOPT_TIMEOUT_MS, 0)
+            state.firstByteDeadline = ContinuousClock.now.advanced(by: timeout)
+        } else {
+            try handle.set(CURLOPT_MAXFILESIZE_LARGE, offT: Int64(configuration.maximumResponseBodyBytes))
+            try handle.set(CURLOPT_TIMEOUT_MS, timeout.curlMilliseconds)
+        }
         try handle.set(CURLOPT_HTTPHEADER, slist: headerList)
         try handle.set(CURLOPT_WRITEDATA, pointer: userdata)
         try handle.set(CURLOPT_HEADERDATA, pointer: userdata)
@@ -187,6 +198,8 @@ public final class HTTPConnection {
         var observation = TransportError.Observation()
         observation.proxyConnectStatus = (try? handle.long(CURLINFO_HTTP_CONNECTCODE, "CURLINFO_HTTP_CONNECTCODE")) ?? 0
         observation.sizeLimitHit = state.sizeLimitHit
+        observation.sinkRefused = state.sinkRefused
+        observation.deadlinePassed = state.deadlinePassed
         observation.bodyLimit = configuration.maximumResponseBodyBytes
         let error = TransportError.classify(
             curlCode: Int(rc.rawValue), message: handle.errorMessage, url: request.url, observation: observation)

@@ -26,6 +26,9 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     /// Overrides `TransportConfiguration.requestTimeout` for this request (e.g. a long poll).
     public var timeout: Duration?
+    /// Takes a 200 answer's body as it arrives (the response's `body` is then empty): for
+    /// answers larger than anyone should hold in memory.
+    public var bodySink: (any ResponseBodySink)?
 
     /// Creates a request.
     public init(
@@ -33,13 +36,15 @@ public struct HTTPRequest: Sendable {
         url: String,
         headers: [(name: String, value: String)] = [],
         body: [UInt8] = [],
-        timeout: Duration? = nil
+        timeout: Duration? = nil,
+        bodySink: (any ResponseBodySink)? = nil
     ) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.timeout = timeout
+        self.bodySink = bodySink
     }
 
     /// The first value of the header `name` (case-insensitive), or nil.

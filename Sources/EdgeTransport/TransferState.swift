@@ -8,12 +8,24 @@ final class TransferState {
     let maximumBodyBytes: Int
     let maximumHeaderBytes: Int
     let cancellation: CancellationFlag
+    /// Takes a 200 answer's body instead of `body` (see `ResponseBodySink`).
+    let sink: (any ResponseBodySink)?
 
     private(set) var body: [UInt8] = []
+    /// The status of the last status line seen (the final response's, once the body comes).
+    private(set) var status = 0
     private(set) var headers: [(name: String, value: String)] = []
     private var headerBytes = 0
     /// A callback refused data because a limit was hit (so curl 23 means "too large").
     private(set) var sizeLimitHit = false
+    /// The sink refused data (so curl 23 means "refused by the receiver").
+    private(set) var sinkRefused = false
+    /// With a sink, the request's timeout counts until the body begins, not to its end: a
+    /// streamed answer may take long, and the low-speed watchdog ends one that stalls.
+    var firstByteDeadline: ContinuousClock.Instant?
+    private(set) var bodyStarted = false
+    /// The first-byte deadline passed (so curl 42 means "timed out", not "cancelled").
+    private(set) var deadlinePassed = false
 
     /// The request body libcurl reads through CURLOPT_READFUNCTION, and how much it has read.
     var upload = UnsafeRawBufferPointer(start: nil, count: 0)
@@ -22,14 +34,22 @@ final class TransferState {
     /// after a reused one died) and was refused: curl 65 means "sent once, no answer".
     private(set) var resendRefused = false
 
-    init(maximumBodyBytes: Int, maximumHeaderBytes: Int, cancellation: CancellationFlag) {
+    init(maximumBodyBytes: Int, maximumHeaderBytes: Int, cancellation: CancellationFlag, sink: (any ResponseBodySink)? = nil) {
         self.maximumBodyBytes = maximumBodyBytes
         self.maximumHeaderBytes = maximumHeaderBytes
         self.cancellation = cancellation
+        self.sink = sink
     }
 
-    /// Appends body bytes; false (abort) when the body would exceed the limit.
+    /// Appends body bytes (or hands them to the sink); false (abort) when the body would
+    /// exceed the limit or the sink refuses them.
     func appendBody(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if let sink, status == 200 {
+            bodyStarted = true
+            if sink.receive(bytes) { return true }
+            sinkRefused = true
+            return false
+        }
         guard body.count + bytes.count <= maximumBodyBytes else {
             sizeLimitHit = true
             return false
@@ -45,6 +65,16 @@ final class TransferState {
         target.copyMemory(from: source + uploaded, byteCount: count)
         uploaded += count
         return count
+    }
+
+    /// Whether the transfer must stop now: cancelled, or no body before the first-byte deadline.
+    func shouldAbort() -> Bool {
+        if cancellation.isCancelled { return true }
+        if let firstByteDeadline, !bodyStarted, ContinuousClock.now >= firstByteDeadline {
+            deadlinePassed = true
+            return true
+        }
+        return false
     }
 
     /// libcurl asks to rewind the body. Before any byte was read that changes nothing. After,
@@ -72,6 +102,8 @@ final class TransferState {
             // A new status line: a 1xx interim or a proxy's CONNECT answer came before.
             // Only the final response's fields are kept.
             headers.removeAll()
+            let fields = line.split(separator: " ", maxSplits: 2)
+            status = fields.count >= 2 ? Int(fields[1]) ?? 0 : 0
         } else if line.first == " " || line.first == "\t" {
             // obs-fold continuation (RFC 9112 5.2): belongs to the previous field.
             if !headers.isEmpty {
@@ -145,5 +177,5 @@ func edgeTransportTransferInfo(
 ) -> Int32 {
     guard let userdata else { return 0 }
     let state = Unmanaged<TransferState>.fromOpaque(userdata).takeUnretainedValue()
-    return state.cancellation.isCancelled ? 1 : 0
+    return state.shouldAbort() ? 1 : 0
 }

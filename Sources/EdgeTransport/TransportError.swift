@@ -20,6 +20,7 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
         case proxyFailed(status: Int?)
         case connectionClosed
         case responseTooLarge(limit: Int?)
+        case responseRefused
         case cancelled
         case plainHTTPRefused
         case invalidRequest(reason: String)
@@ -54,6 +55,8 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
         public static let connectionClosed = Kind("connection_closed")
         /// The response exceeded the configured size limit.
         public static let responseTooLarge = Kind("response_too_large")
+        /// The request's body sink refused the streamed answer (e.g. it could not store it).
+        public static let responseRefused = Kind("response_refused")
         /// The request was cancelled.
         public static let cancelled = Kind("cancelled")
         /// An `http://` URL while plain HTTP is not allowed.
@@ -110,6 +113,7 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
         case .proxyFailed: .proxyFailed
         case .connectionClosed: .connectionClosed
         case .responseTooLarge: .responseTooLarge
+        case .responseRefused: .responseRefused
         case .cancelled: .cancelled
         case .plainHTTPRefused: .plainHTTPRefused
         case .invalidRequest: .invalidRequest
@@ -209,6 +213,8 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
         case .responseTooLarge(let limit):
             let size = limit.map { " of \($0) bytes" } ?? ""
             return "the server's response exceeded the limit\(size); the transfer was aborted to keep memory bounded. The server may have processed the request. Raise the maximum response size if the endpoint legitimately answers with more."
+        case .responseRefused:
+            return "the receiver of the streamed response could not take it (see its own error); the transfer was aborted. The server may have processed the request."
         case .cancelled:
             return "the request was cancelled before it completed. The server may or may not have processed it."
         case .plainHTTPRefused:
@@ -234,6 +240,10 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
         var sizeLimitHit = false
         /// The body limit, for the message.
         var bodyLimit: Int?
+        /// The request's body sink refused data.
+        var sinkRefused = false
+        /// A streamed request's first-byte deadline passed (the progress callback aborted it).
+        var deadlinePassed = false
     }
 
     /// Maps a libcurl failure to a `TransportError`. Pure, so the table is unit-tested.
@@ -264,6 +274,8 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
                                                                      // after the request was sent; libcurl's own resend was refused
         case 63: code = .responseTooLarge(limit: observation.bodyLimit) // FILESIZE_EXCEEDED
         case 23 where observation.sizeLimitHit: code = .responseTooLarge(limit: observation.bodyLimit) // WRITE_ERROR
+        case 23 where observation.sinkRefused: code = .responseRefused
+        case 42 where observation.deadlinePassed: code = .timedOut  // ABORTED_BY_CALLBACK at the first-byte deadline
         case 42: code = .cancelled                                   // ABORTED_BY_CALLBACK
         case 1 where url.lowercased().hasPrefix("http://"): code = .plainHTTPRefused // UNSUPPORTED_PROTOCOL
         case 1: code = .invalidRequest(reason: "the URL scheme is not supported")

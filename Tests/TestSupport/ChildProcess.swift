@@ -179,3 +179,12 @@ public func which(_ name: String) throws -> String {
 /// not import (it needs _GNU_SOURCE): the child closes every descriptor from `from` up.
 @_silgen_name("posix_spawn_file_actions_addclosefrom_np")
 private func spawnCloseFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32
+
+/// VmHWM (peak resident set) of a running process in KiB, from /proc.
+public func peakRSSKiB(_ pid: pid_t) -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    }
+    return nil
+}

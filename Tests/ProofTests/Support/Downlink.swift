@@ -203,11 +203,3 @@ struct InboxReconciliation: CustomStringConvertible {
     }
 }
 
-/// VmHWM (peak resident set) of a running process in KiB, from /proc.
-func peakRSSKiB(_ pid: pid_t) -> Int? {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-    for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
-    }
-    return nil
-}

@@ -102,10 +102,11 @@ public final class HTTPConnection {
         let timeout = request.timeout ?? configuration.requestTimeout
         if request.bodySink != nil {
             // A streamed body bounds its own memory: no Content-Length limit (0 is none); and
-            // the timeout ends the wait for the answer, not the answer (see TransferState).
+            // the timeout bounds the wait for the answer and each silence in it, not the
+            // answer (see TransferState).
             try handle.set(CURLOPT_MAXFILESIZE_LARGE, offT: 0)
             try handle.set(CURLOPT_TIMEOUT_MS, 0)
-            state.firstByteDeadline = ContinuousClock.now.advanced(by: timeout)
+            state.silenceLimit = timeout
         } else {
             try handle.set(CURLOPT_MAXFILESIZE_LARGE, offT: Int64(configuration.maximumResponseBodyBytes))
             try handle.set(CURLOPT_TIMEOUT_MS, timeout.curlMilliseconds)

@@ -20,11 +20,12 @@ final class TransferState {
     private(set) var sizeLimitHit = false
     /// The sink refused data (so curl 23 means "refused by the receiver").
     private(set) var sinkRefused = false
-    /// With a sink, the request's timeout counts until the body begins, not to its end: a
-    /// streamed answer may take long, and the low-speed watchdog ends one that stalls.
-    var firstByteDeadline: ContinuousClock.Instant?
+    /// With a sink, the request's timeout bounds the wait for the body and each silence
+    /// within it, not the whole answer: a streamed answer may take as long as it keeps coming.
+    var silenceLimit: Duration?
+    private var lastProgress = ContinuousClock.now
     private(set) var bodyStarted = false
-    /// The first-byte deadline passed (so curl 42 means "timed out", not "cancelled").
+    /// The silence limit was hit (so curl 42 means "timed out", not "cancelled").
     private(set) var deadlinePassed = false
 
     /// The request body libcurl reads through CURLOPT_READFUNCTION, and how much it has read.
@@ -46,6 +47,7 @@ final class TransferState {
     func appendBody(_ bytes: UnsafeRawBufferPointer) -> Bool {
         if let sink, status == 200 {
             bodyStarted = true
+            lastProgress = ContinuousClock.now
             if sink.receive(bytes) { return true }
             sinkRefused = true
             return false
@@ -67,10 +69,10 @@ final class TransferState {
         return count
     }
 
-    /// Whether the transfer must stop now: cancelled, or no body before the first-byte deadline.
+    /// Whether the transfer must stop now: cancelled, or silent for longer than the limit.
     func shouldAbort() -> Bool {
         if cancellation.isCancelled { return true }
-        if let firstByteDeadline, !bodyStarted, ContinuousClock.now >= firstByteDeadline {
+        if let silenceLimit, lastProgress.duration(to: ContinuousClock.now) >= silenceLimit {
             deadlinePassed = true
             return true
         }

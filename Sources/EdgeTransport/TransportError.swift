@@ -242,7 +242,7 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
         var bodyLimit: Int?
         /// The request's body sink refused data.
         var sinkRefused = false
-        /// A streamed request's first-byte deadline passed (the progress callback aborted it).
+        /// A streamed request was silent past its timeout (the progress callback aborted it).
         var deadlinePassed = false
     }
 
@@ -275,7 +275,7 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
         case 63: code = .responseTooLarge(limit: observation.bodyLimit) // FILESIZE_EXCEEDED
         case 23 where observation.sizeLimitHit: code = .responseTooLarge(limit: observation.bodyLimit) // WRITE_ERROR
         case 23 where observation.sinkRefused: code = .responseRefused
-        case 42 where observation.deadlinePassed: code = .timedOut  // ABORTED_BY_CALLBACK at the first-byte deadline
+        case 42 where observation.deadlinePassed: code = .timedOut  // ABORTED_BY_CALLBACK: a streamed answer silent too long
         case 42: code = .cancelled                                   // ABORTED_BY_CALLBACK
         case 1 where url.lowercased().hasPrefix("http://"): code = .plainHTTPRefused // UNSUPPORTED_PROTOCOL
         case 1: code = .invalidRequest(reason: "the URL scheme is not supported")

@@ -73,11 +73,20 @@ enum TestServerScript {
                     self.send_response(200)
                     self.send_header("Transfer-Encoding", "chunked")
                     self.end_headers()
+                    # pause: seconds between chunks; stall: seconds of silence after half.
+                    pause = float(q.get("pause", "0"))
+                    stall = float(q.get("stall", "0"))
                     left = size
                     while left:
                         k = min(left, 1000)
                         self.wfile.write(b"%x\r\n" % k + b"x" * k + b"\r\n")
+                        self.wfile.flush()
                         left -= k
+                        if pause:
+                            time.sleep(pause)
+                        if stall and left <= size // 2:
+                            time.sleep(stall)
+                            stall = 0
                     self.wfile.write(b"0\r\n\r\n")
                 else:
                     self.reply(200, b"x" * size)

@@ -120,7 +120,16 @@ import Testing
     @Test func cancellingAQueuedRequestFailsItWithoutWaitingForTheRunningOne() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient(configuration: testConfiguration(server.pki) { $0.requestTimeout = .seconds(30) }, logger: logger)
+        // Only the cancellation may end /hang. With a 30 s timeout (and the default 30 s
+        // low-speed check) it ended by itself when the full suite's synchronous tests held
+        // both threads of the cooperative pool for longer than that before this task got to
+        // `running.cancel()`. The timeout is a backstop against a cancellation that never comes.
+        let client = try HTTPClient(
+            configuration: testConfiguration(server.pki) {
+                $0.requestTimeout = .seconds(600)
+                $0.lowSpeedLimit = 0
+            },
+            logger: logger)
         let running = Task { try await client.send(HTTPRequest(url: server.url("/hang"))) }
         _ = try await server.process.line(startingWith: "hang")
         let queued = Task { try await client.send(HTTPRequest(url: server.url("/echo"))) }

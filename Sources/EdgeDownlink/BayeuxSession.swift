@@ -4,16 +4,18 @@ import EdgeBuffer
 /// reads, no sleeping. Time comes in as a monotonic instant of whatever clock the engine runs
 /// on; randomness (backoff jitter) from an injected generator.
 ///
-/// The engine feeds it inputs (`start`, `answerReceived`, `requestFailed`, `storeCommitted`,
-/// `storeFailed`, `stop`) and pulls actions:
+/// The engine feeds it inputs (`start`, `answerStreamed` or `answerReceived`, `answerArriving`,
+/// `requestFailed`, `storeCommitted`, `storeFailed`, `stop`) and pulls actions:
 ///
 /// ```
 /// session.start(now: clock.now)
 /// loop: switch session.nextAction(now: clock.now) {
 /// case .send(let r, let deadline): POST r.body on the long-poll handle if r.kind.usesLongPollConnection,
 ///                                  else on the control handle; abort it at `deadline`.
-///                                  200 → answerReceived(requestID: r.id, body:, now:)
-///                                  anything else → requestFailed(requestID: r.id, failure, now:)
+///                                  200 → answerStreamed(requestID: r.id, remainder:, now:) once a
+///                                  BayeuxAnswerStream has read the body (its bytes → answerArriving;
+///                                  answerReceived(body:) for a body held whole)
+///                                  anything else → requestFailed(requestID: r.id, failure, received:, now:)
 /// case .cancel(let id):            abort that request; report nothing for it (a late report is ignored).
 /// case .store(let events, let gap): ONE transaction: the gap marker (if any), then the events
 ///                                  (raw JSON, channel, local receive time, insert-or-ignore on key)
